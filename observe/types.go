@@ -1,0 +1,141 @@
+package observe
+
+import "time"
+
+// SchemaVersion is the version of the JSON encoding of an Observation.
+// It changes only when a field changes meaning or is removed; adding a
+// field keeps the version.
+const SchemaVersion = 1
+
+// Labels put on every container and volume the reconciler manages. They tie
+// an object to its VM, cluster and node; observers select by LabelVM.
+const (
+	LabelManaged  = "pgaf.managed"   // always "true"
+	LabelVM       = "pgaf.vm"        // VM name from the desired state
+	LabelCluster  = "pgaf.cluster"   // cluster name
+	LabelNode     = "pgaf.node"      // node name, or "monitor"
+	LabelRole     = "pgaf.role"      // RoleMonitor or RoleNode
+	LabelSpecHash = "pgaf.spec-hash" // hash of the container spec
+	LabelRebuild  = "pgaf.rebuild"   // the rebuild token the data was created for
+)
+
+// Roles of a managed container.
+const (
+	RoleMonitor = "monitor"
+	RoleNode    = "node"
+)
+
+// Observation is one consistent look at every VM and every cluster.
+type Observation struct {
+	Version int `json:"version"`
+	// Time is when the observation was taken (UTC). The planner's only clock.
+	Time     time.Time `json:"time"`
+	VMs      []VM      `json:"vms"`
+	Clusters []Cluster `json:"clusters"`
+}
+
+// VM is what one VM's Docker engine showed.
+type VM struct {
+	Name    string `json:"name"`
+	Reached bool   `json:"reached"`
+	// Error says why the VM was not reached (empty when Reached).
+	Error      string      `json:"error,omitempty"`
+	Containers []Container `json:"containers"`
+	Volumes    []Volume    `json:"volumes"`
+}
+
+// Container is one container labelled as ours.
+type Container struct {
+	Name    string `json:"name"`
+	ID      string `json:"id,omitempty"`
+	Cluster string `json:"cluster"`
+	Node    string `json:"node"` // node name, or "monitor"
+	Role    string `json:"role"` // RoleMonitor or RoleNode
+	Image   string `json:"image"`
+	// State is Docker's: created, running, restarting, paused, exited, dead.
+	State        string            `json:"state"`
+	RestartCount int               `json:"restart_count"`
+	StartedAt    time.Time         `json:"started_at,omitzero"`
+	SpecHash     string            `json:"spec_hash"`
+	Rebuild      string            `json:"rebuild,omitempty"`
+	Labels       map[string]string `json:"labels,omitempty"`
+	// LogEvidence holds recent fatal lines of the container's log that show
+	// a node cannot follow the primary (failed pg_rewind, timeline not a
+	// child, system identifier mismatch, ...). Filled for node containers.
+	LogEvidence []string `json:"log_evidence,omitempty"`
+}
+
+// Volume is one volume labelled as ours.
+type Volume struct {
+	Name    string `json:"name"`
+	Cluster string `json:"cluster"`
+	Node    string `json:"node"`
+	Rebuild string `json:"rebuild,omitempty"`
+	// SizeBytes is the volume's size when known, -1 otherwise.
+	SizeBytes int64             `json:"size_bytes"`
+	Labels    map[string]string `json:"labels,omitempty"`
+}
+
+// Cluster is what the monitor of one cluster said.
+type Cluster struct {
+	Name    string  `json:"name"`
+	Monitor Monitor `json:"monitor"`
+}
+
+// Monitor is the pg_auto_failover monitor's view of a formation.
+type Monitor struct {
+	Reached bool   `json:"reached"`
+	Error   string `json:"error,omitempty"`
+	// Version is the pgautofailover extension version (e.g. "2.0").
+	Version   string    `json:"version,omitempty"`
+	Formation Formation `json:"formation"`
+	// Settings are the pgautofailover.* GUCs, keyed without the prefix.
+	Settings map[string]string `json:"settings,omitempty"`
+	Nodes    []Node            `json:"nodes"`
+	Events   []Event           `json:"events,omitempty"`
+}
+
+// Formation holds the formation-level settings.
+type Formation struct {
+	Name               string `json:"name"`
+	Kind               string `json:"kind,omitempty"`
+	NumberSyncStandbys int    `json:"number_sync_standbys"`
+}
+
+// Health values of a node, as the monitor's health checks see it.
+const (
+	HealthGood    = "good"
+	HealthBad     = "bad"
+	HealthUnknown = "unknown"
+)
+
+// Node is one row of pgautofailover.node.
+type Node struct {
+	ID                int64     `json:"id"`
+	Name              string    `json:"name"`
+	Host              string    `json:"host"`
+	Port              int       `json:"port"`
+	GroupID           int       `json:"group_id"`
+	ReportedState     string    `json:"reported_state"`
+	AssignedState     string    `json:"assigned_state"`
+	Timeline          int       `json:"timeline"`
+	LSN               string    `json:"lsn"`
+	Health            string    `json:"health"`
+	CandidatePriority int       `json:"candidate_priority"`
+	ReplicationQuorum bool      `json:"replication_quorum"`
+	ReportTime        time.Time `json:"report_time,omitzero"`
+	StateChangeTime   time.Time `json:"state_change_time,omitzero"`
+	// PGIsRunning is what the node's keeper last reported.
+	PGIsRunning bool `json:"pg_is_running"`
+}
+
+// Event is one row of the monitor's event log.
+type Event struct {
+	ID          int64     `json:"id"`
+	Time        time.Time `json:"time"`
+	NodeID      int64     `json:"node_id"`
+	NodeName    string    `json:"node_name"`
+	Reported    string    `json:"reported_state"`
+	Assigned    string    `json:"assigned_state"`
+	Description string    `json:"description"`
+}

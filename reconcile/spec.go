@@ -1,0 +1,227 @@
+package reconcile
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"sort"
+	"strconv"
+
+	"github.com/pgaf-gitops/reconciler/desired"
+	"github.com/pgaf-gitops/reconciler/observe"
+)
+
+// Paths inside every PostgreSQL container (see DESIGN.md, "Running
+// pg_auto_failover in Docker"). The volume is mounted on DataMount, never on
+// PGDATA itself: pg_autoctl deletes and recreates PGDATA when it initialises
+// a standby.
+const (
+	DataMount = "/var/lib/postgres"
+	PGDATA    = DataMount + "/pgaf"
+	// pg_autoctl's config and state live in the volume too, or a re-created
+	// container registers the node again and the monitor refuses it.
+	XDGConfigHome = DataMount + "/config"
+	XDGDataHome   = DataMount + "/share"
+	// The pid file lives on tmpfs, or a restarted container finds a stale
+	// pid file naming PID 1 and exits with "already running".
+	RuntimeDir = "/tmp/pgaf-run"
+	// ContainerUser is the non-root user of the image; pg_autoctl refuses root.
+	ContainerUser = "postgres"
+)
+
+// ContainerSpec is everything `docker run` needs for one monitor or node.
+// Its Hash is stored as a label; a container whose label differs from the
+// desired spec's hash is replaced.
+type ContainerSpec struct {
+	Name    string            `json:"name"`
+	VM      string            `json:"vm"`
+	Image   string            `json:"image"`
+	Network string            `json:"network"`
+	User    string            `json:"user"`
+	Restart string            `json:"restart"`
+	Volume  string            `json:"volume"`
+	Mount   string            `json:"mount"`
+	Tmpfs   []string          `json:"tmpfs"`
+	Env     map[string]string `json:"env"`
+	Labels  map[string]string `json:"labels"`
+	Command []string          `json:"command"`
+}
+
+// Hash is a short, stable digest of the spec, excluding the hash label
+// itself and the rebuild token (a new token re-creates the volume anyway).
+func (s ContainerSpec) Hash() string {
+	c := s
+	c.Labels = make(map[string]string, len(s.Labels))
+	for k, v := range s.Labels {
+		if k == observe.LabelSpecHash || k == observe.LabelRebuild {
+			continue
+		}
+		c.Labels[k] = v
+	}
+	b, err := json.Marshal(c) // map keys are sorted by encoding/json
+	if err != nil {
+		panic(err) // only strings, slices and maps of strings: cannot fail
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])[:16]
+}
+
+// VolumeName is the volume of a cluster member ("monitor" or a node name).
+func VolumeName(cluster, member string) string { return cluster + "-" + member + "-data" }
+
+// ContainerName is the container of a cluster member.
+func ContainerName(cluster, member string) string { return cluster + "-" + member }
+
+// MonitorURI is the connection string nodes use to reach the monitor.
+func MonitorURI(st *desired.State, c *desired.Cluster) string {
+	vm := findVM(st, c.Monitor.VM)
+	host := ""
+	if vm != nil {
+		host = vm.Address
+	}
+	q := url.Values{}
+	q.Set("sslmode", sslMode(c))
+	u := url.URL{
+		Scheme:   "postgres",
+		User:     url.User("autoctl_node"),
+		Host:     hostPort(host, c.Monitor.Port),
+		Path:     "/pg_auto_failover",
+		RawQuery: q.Encode(),
+	}
+	return u.String()
+}
+
+func sslMode(c *desired.Cluster) string {
+	if c.SSL == "self-signed" {
+		return "require"
+	}
+	return "prefer"
+}
+
+func hostPort(host string, port int) string {
+	if len(host) > 0 && host[0] != '[' && containsColon(host) {
+		host = "[" + host + "]"
+	}
+	return host + ":" + strconv.Itoa(port)
+}
+
+func containsColon(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] == ':' {
+			return true
+		}
+	}
+	return false
+}
+
+func findVM(st *desired.State, name string) *desired.VM {
+	for i := range st.VMs {
+		if st.VMs[i].Name == name {
+			return &st.VMs[i]
+		}
+	}
+	return nil
+}
+
+func baseSpec(st *desired.State, c *desired.Cluster, member, role, vmName, image string) ContainerSpec {
+	vm := findVM(st, vmName)
+	network := "host"
+	if vm != nil && vm.DockerNetwork != "" {
+		network = vm.DockerNetwork
+	}
+	return ContainerSpec{
+		Name:    ContainerName(c.Name, member),
+		VM:      vmName,
+		Image:   image,
+		Network: network,
+		User:    ContainerUser,
+		Restart: "unless-stopped",
+		Volume:  VolumeName(c.Name, member),
+		Mount:   DataMount,
+		Tmpfs:   []string{"/tmp"},
+		Env: map[string]string{
+			"PGDATA":          PGDATA,
+			"XDG_CONFIG_HOME": XDGConfigHome,
+			"XDG_DATA_HOME":   XDGDataHome,
+			"XDG_RUNTIME_DIR": RuntimeDir,
+		},
+		Labels: map[string]string{
+			observe.LabelManaged: "true",
+			observe.LabelVM:      vmName,
+			observe.LabelCluster: c.Name,
+			observe.LabelNode:    member,
+			observe.LabelRole:    role,
+		},
+	}
+}
+
+func authArgs(c *desired.Cluster) []string {
+	args := []string{"--auth", c.Auth}
+	if c.SSL == "self-signed" {
+		args = append(args, "--ssl-self-signed")
+	} else {
+		args = append(args, "--no-ssl")
+	}
+	return args
+}
+
+// MonitorSpec is the container spec of a cluster's monitor.
+func MonitorSpec(st *desired.State, c *desired.Cluster) ContainerSpec {
+	img := c.Monitor.Image
+	if img == "" {
+		img = c.Image
+	}
+	s := baseSpec(st, c, "monitor", observe.RoleMonitor, c.Monitor.VM, img)
+	host := ""
+	if vm := findVM(st, c.Monitor.VM); vm != nil {
+		host = vm.Address
+	}
+	s.Command = append([]string{"pg_autoctl", "create", "monitor",
+		"--pgdata", PGDATA,
+		"--hostname", host,
+		"--pgport", strconv.Itoa(c.Monitor.Port),
+	}, authArgs(c)...)
+	s.Command = append(s.Command, "--run")
+	s.Labels[observe.LabelSpecHash] = s.Hash()
+	return s
+}
+
+// NodeSpec is the container spec of one node. Candidate priority and
+// replication quorum are not in it: they are set through the monitor, so
+// changing them never restarts a container.
+func NodeSpec(st *desired.State, c *desired.Cluster, n *desired.Node) ContainerSpec {
+	s := baseSpec(st, c, n.Name, observe.RoleNode, n.VM, c.Image)
+	host := ""
+	if vm := findVM(st, n.VM); vm != nil {
+		host = vm.Address
+	}
+	s.Command = append([]string{"pg_autoctl", "create", "postgres",
+		"--pgdata", PGDATA,
+		"--monitor", MonitorURI(st, c),
+		"--hostname", host,
+		"--pgport", strconv.Itoa(n.Port),
+		"--name", n.Name,
+		"--formation", c.Formation,
+		"--dbname", c.Database,
+	}, authArgs(c)...)
+	s.Command = append(s.Command, "--run")
+	if n.Rebuild != "" {
+		s.Labels[observe.LabelRebuild] = n.Rebuild
+	}
+	s.Labels[observe.LabelSpecHash] = s.Hash()
+	return s
+}
+
+// SortedKeys returns m's keys in order.
+func SortedKeys[M ~map[string]V, V any](m M) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+var _ = fmt.Sprintf
