@@ -1,0 +1,90 @@
+package reconcile
+
+import (
+	"testing"
+
+	"github.com/pgaf-gitops/reconciler/desired"
+	"github.com/pgaf-gitops/reconciler/observe"
+)
+
+// TestConvergeScenarios starts from a converged cluster, changes the
+// desired state as a commit would, and checks that simulation converges
+// with the expected kinds of action, each exactly as often as expected.
+func TestConvergeScenarios(t *testing.T) {
+	cases := []struct {
+		name   string
+		change func(st *desired.State, obs *observe.Observation)
+		want   map[Kind]int
+	}{
+		{"rebuild_token_changed", func(st *desired.State, _ *observe.Observation) {
+			st.Clusters[0].Nodes[1].Rebuild = "2026-11-26"
+		}, map[Kind]int{StopContainer: 1, RemoveNode: 2, RemoveContainer: 1, RemoveVolume: 1, CreateNode: 1}},
+		{"node_removed_keeps_volume", func(st *desired.State, _ *observe.Observation) {
+			st.Clusters[0].Nodes = st.Clusters[0].Nodes[:2]
+		}, map[Kind]int{StopContainer: 1, RemoveNode: 2, RemoveContainer: 1}},
+		{"node_removed_with_data", func(st *desired.State, _ *observe.Observation) {
+			st.Clusters[0].Nodes = st.Clusters[0].Nodes[:2]
+			st.Clusters[0].RemovedNodeData = "delete"
+		}, map[Kind]int{StopContainer: 1, RemoveNode: 2, RemoveContainer: 1, RemoveVolume: 1}},
+		{"primary_removed_switches_over_first", func(st *desired.State, _ *observe.Observation) {
+			st.Clusters[0].Nodes = st.Clusters[0].Nodes[1:]
+		}, map[Kind]int{Switchover: 1, StopContainer: 1, RemoveNode: 2, RemoveContainer: 1}},
+		{"new_image_rolls_primary_last", func(st *desired.State, _ *observe.Observation) {
+			st.Clusters[0].Image = "pgaf/postgres:15-2.0-b"
+		}, map[Kind]int{ReplaceContainer: 4, Switchover: 1}},
+		{"settings_changed", func(st *desired.State, _ *observe.Observation) {
+			c := &st.Clusters[0]
+			c.Nodes[2].CandidatePriority = 0
+			c.Nodes[2].ReplicationQuorum = boolp(false)
+			c.NumberSyncStandbys = 0
+			c.MonitorSettings = map[string]string{"health_check_period": "1000"}
+		}, map[Kind]int{SetNodeSettings: 1, SetFormation: 1, SetMonitorSettings: 1}},
+		{"container_removed_by_hand", func(_ *desired.State, obs *observe.Observation) {
+			vm := vmOf(obs, "vm2")
+			vm.Containers = vm.Containers[:0]
+		}, map[Kind]int{CreateNode: 1}},
+		{"container_stopped_by_hand", func(_ *desired.State, obs *observe.Observation) {
+			vmOf(obs, "vm2").Containers[0].State = "exited"
+		}, map[Kind]int{StartContainer: 1}},
+		{"node_added", func(st *desired.State, _ *observe.Observation) {
+			st.Clusters[0].Nodes = append(st.Clusters[0].Nodes, desired.Node{Name: "node4", VM: "vm2", Port: 5433, CandidatePriority: 50, ReplicationQuorum: boolp(true)})
+		}, map[Kind]int{CreateNode: 1}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			st := refState()
+			obs := converged(st)
+			tc.change(st, obs)
+			got := map[Kind]int{}
+			for round := 0; ; round++ {
+				if round == 20 {
+					t.Fatal("no convergence after 20 rounds")
+				}
+				p := Plan(st, obs)
+				if p.Empty() {
+					if n := len(p.Clusters[0].Blocked); n != 0 {
+						t.Errorf("converged with %d blocked: %+v", n, p.Clusters[0].Blocked)
+					}
+					break
+				}
+				checkInvariants(t, obs, p)
+				for _, a := range p.Actions() {
+					if a.Kind != Wait {
+						got[a.Kind]++
+					}
+				}
+				simulate(t, st, obs, p)
+			}
+			for k, n := range tc.want {
+				if got[k] != n {
+					t.Errorf("%s ran %d times, want %d (all: %v)", k, got[k], n, got)
+				}
+			}
+			for k, n := range got {
+				if _, ok := tc.want[k]; !ok {
+					t.Errorf("unexpected %s ran %d times", k, n)
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,849 @@
+package reconcile
+
+import (
+	"fmt"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/pgaf-gitops/reconciler/desired"
+	"github.com/pgaf-gitops/reconciler/observe"
+)
+
+// Timeouts of the waits the planner emits. A clone copies the whole data
+// directory, so a joining node gets the longest.
+const (
+	MonitorReadyTimeout = 3 * time.Minute
+	NodeJoinTimeout     = 15 * time.Minute
+	SwitchoverTimeout   = 3 * time.Minute
+	// RestartLoopCount is the restart count at which a container counts as
+	// restarting in a loop.
+	RestartLoopCount = 5
+)
+
+// Node states of pg_auto_failover, as the planner reads them.
+var (
+	settledStates = []string{"single", "primary", "secondary"}
+	// primaryStates are held by a node that is, or is becoming, the primary.
+	primaryStates = []string{"single", "primary", "wait_primary", "join_primary",
+		"apply_settings", "prepare_promotion", "stop_replication"}
+)
+
+// Plan computes the ordered actions that converge obs to st. It is pure:
+// the same input gives the same plan, whatever the order of its lists.
+func Plan(st *desired.State, obs *observe.Observation) *Result {
+	r := &Result{
+		Version:    PlanSchemaVersion,
+		Commit:     st.Commit,
+		ObservedAt: obs.Time,
+		Clusters:   []ClusterPlan{},
+		Notes:      []string{},
+	}
+	vms := map[string]*observe.VM{}
+	for i := range obs.VMs {
+		vms[obs.VMs[i].Name] = &obs.VMs[i]
+	}
+	clusters := make([]*desired.Cluster, len(st.Clusters))
+	for i := range st.Clusters {
+		clusters[i] = &st.Clusters[i]
+	}
+	sort.Slice(clusters, func(i, j int) bool { return clusters[i].Name < clusters[j].Name })
+	owned := map[string]bool{}
+	for _, c := range clusters {
+		p := &planner{st: st, c: c, obs: obs, oc: findObsCluster(obs, c.Name), vms: vms}
+		r.Clusters = append(r.Clusters, p.plan())
+		owned[c.Name] = true
+	}
+	r.Notes = strayNotes(st, obs, owned)
+	return r
+}
+
+// strayNotes reports objects with our labels that belong to no desired
+// cluster, or that sit on a VM the desired state does not know.
+func strayNotes(st *desired.State, obs *observe.Observation, owned map[string]bool) []string {
+	known := map[string]bool{}
+	for _, vm := range st.VMs {
+		known[vm.Name] = true
+	}
+	notes := []string{}
+	for _, vm := range obs.VMs {
+		if !known[vm.Name] {
+			notes = append(notes, fmt.Sprintf("VM %s was observed but is not in the desired state", vm.Name))
+		}
+		for _, ct := range vm.Containers {
+			if !owned[ct.Cluster] {
+				notes = append(notes, fmt.Sprintf("container %s on %s belongs to cluster %q, which is not in the desired state; left alone", ct.Name, vm.Name, ct.Cluster))
+			}
+		}
+		for _, v := range vm.Volumes {
+			if !owned[v.Cluster] {
+				notes = append(notes, fmt.Sprintf("volume %s on %s belongs to cluster %q, which is not in the desired state; left alone", v.Name, vm.Name, v.Cluster))
+			}
+		}
+	}
+	sort.Strings(notes)
+	return notes
+}
+
+type planner struct {
+	st  *desired.State
+	c   *desired.Cluster
+	obs *observe.Observation
+	oc  *observe.Cluster
+	vms map[string]*observe.VM
+	out ClusterPlan
+	// disrupted is set once the plan holds a disruptive action for this
+	// cluster: at most one disruption per cluster per plan.
+	disrupted bool
+	// monitorUp is true when the monitor answered, or will after the
+	// actions already planned.
+	monitorUp bool
+	// nodes are the monitor's nodes sorted by name (nil when unobserved).
+	nodes []*observe.Node
+}
+
+func (p *planner) plan() ClusterPlan {
+	p.out = ClusterPlan{Name: p.c.Name, Formation: p.c.Formation, Members: []Member{}, Actions: []Action{}, Blocked: []Blocked{}}
+	p.monitorUp = p.oc != nil && p.oc.Monitor.Reached
+	if p.monitorUp {
+		for i := range p.oc.Monitor.Nodes {
+			p.nodes = append(p.nodes, &p.oc.Monitor.Nodes[i])
+		}
+		sort.Slice(p.nodes, func(i, j int) bool { return p.nodes[i].Name < p.nodes[j].Name })
+	}
+	p.members()
+	if !p.planMonitor() {
+		return p.out
+	}
+	p.planMonitorSettings()
+	nodes := p.desiredNodes()
+	var primaryLast []*desired.Node
+	gate := true // every node before this one is settled (or will be)
+	for _, n := range nodes {
+		if on := p.monitorNode(n.Name); on != nil && isPrimary(on) {
+			if ct, _ := p.container(n.VM, n.Name); ct != nil && ct.SpecHash != NodeSpec(p.st, p.c, n).Hash() {
+				primaryLast = append(primaryLast, n)
+				continue
+			}
+		}
+		gate = p.planNode(n, gate)
+	}
+	for _, n := range primaryLast {
+		p.planPrimaryReplacement(n)
+	}
+	if p.settingsSafe() {
+		p.planNodeSettings(nodes)
+		p.planFormation()
+	}
+	p.planRemovals()
+	return p.out
+}
+
+// add appends an action, enforcing one disruption per cluster per plan.
+// It reports whether the action was added.
+func (p *planner) add(a Action) bool {
+	a.Cluster = p.c.Name
+	if a.Disruptive || a.Destructive {
+		if p.disrupted {
+			p.block(a.Node, GuardOneAtATime, fmt.Sprintf("%s of %s waits for the disruption planned before it to finish: %s", a.Kind, a.Node, a.Reason))
+			return false
+		}
+		p.disrupted = true
+	}
+	p.out.Actions = append(p.out.Actions, a)
+	return true
+}
+
+func (p *planner) block(node, guard, reason string) {
+	p.out.Blocked = append(p.out.Blocked, Blocked{Cluster: p.c.Name, Node: node, Guard: guard, Reason: reason})
+}
+
+func (p *planner) vm(name string) *observe.VM { return p.vms[name] }
+
+func (p *planner) vmReached(name string) bool {
+	v := p.vm(name)
+	return v != nil && v.Reached
+}
+
+func (p *planner) vmWhy(name string) string {
+	v := p.vm(name)
+	if v == nil {
+		return fmt.Sprintf("%s was not observed", name)
+	}
+	return fmt.Sprintf("%s was not reached: %s", name, v.Error)
+}
+
+// container finds the container of a member on a VM.
+func (p *planner) container(vmName, member string) (*observe.Container, *observe.Volume) {
+	v := p.vm(vmName)
+	if v == nil {
+		return nil, nil
+	}
+	var ct *observe.Container
+	var vol *observe.Volume
+	for i := range v.Containers {
+		if v.Containers[i].Cluster == p.c.Name && v.Containers[i].Node == member {
+			ct = &v.Containers[i]
+		}
+	}
+	for i := range v.Volumes {
+		if v.Volumes[i].Cluster == p.c.Name && v.Volumes[i].Node == member {
+			vol = &v.Volumes[i]
+		}
+	}
+	return ct, vol
+}
+
+func (p *planner) monitorNode(name string) *observe.Node {
+	for _, n := range p.nodes {
+		if n.Name == name {
+			return n
+		}
+	}
+	return nil
+}
+
+func (p *planner) desiredNodes() []*desired.Node {
+	nodes := make([]*desired.Node, len(p.c.Nodes))
+	for i := range p.c.Nodes {
+		nodes[i] = &p.c.Nodes[i]
+	}
+	sort.Slice(nodes, func(i, j int) bool { return nodes[i].Name < nodes[j].Name })
+	return nodes
+}
+
+func settled(n *observe.Node) bool {
+	return n.ReportedState == n.AssignedState && slices.Contains(settledStates, n.ReportedState)
+}
+
+func isPrimary(n *observe.Node) bool {
+	return slices.Contains(primaryStates, n.ReportedState) || slices.Contains(primaryStates, n.AssignedState)
+}
+
+func healthy(n *observe.Node) bool { return n.Health == observe.HealthGood && n.PGIsRunning }
+
+func (p *planner) members() {
+	add := func(name, vmName string, port int, isDesired bool) {
+		m := Member{Node: name, VM: vmName, Port: port, Container: "unknown", Desired: isDesired}
+		if p.vmReached(vmName) {
+			m.Container = "absent"
+			if ct, _ := p.container(vmName, name); ct != nil {
+				m.Container, m.Image = ct.State, ct.Image
+			}
+		}
+		if on := p.monitorNode(name); on != nil {
+			m.State = on.ReportedState
+			if on.AssignedState != on.ReportedState {
+				m.State += " -> " + on.AssignedState
+			}
+		}
+		p.out.Members = append(p.out.Members, m)
+	}
+	add("monitor", p.c.Monitor.VM, p.c.Monitor.Port, true)
+	if p.oc != nil && !p.oc.Monitor.Reached && p.vmReached(p.c.Monitor.VM) {
+		p.out.Members[0].State = "not answering"
+	}
+	for _, n := range p.desiredNodes() {
+		add(n.Name, n.VM, n.Port, true)
+	}
+	for _, r := range p.removedNodes() {
+		add(r.name, r.vm, r.port, false)
+	}
+}
+
+func (p *planner) planMonitor() bool {
+	vmName := p.c.Monitor.VM
+	spec := MonitorSpec(p.st, p.c)
+	if !p.vmReached(vmName) {
+		if !p.monitorUp {
+			p.block("monitor", GuardVMUnobserved, p.vmWhy(vmName)+"; nothing is planned for this cluster until the monitor is observed")
+			return false
+		}
+		return true // the monitor answers; its container cannot be checked
+	}
+	ct, _ := p.container(vmName, "monitor")
+	wait := func(reason string) {
+		p.add(Action{Kind: Wait, Node: "monitor", VM: vmName, Trigger: "bring-up", Reason: reason,
+			Until: &Condition{Node: "monitor", Timeout: Duration(MonitorReadyTimeout)}})
+		p.monitorUp = true
+	}
+	switch {
+	case ct == nil:
+		p.add(Action{Kind: CreateMonitor, Node: "monitor", VM: vmName, Trigger: "bring-up", Spec: &spec, Volume: spec.Volume,
+			Reason: fmt.Sprintf("the monitor has no container on %s", vmName)})
+		wait("the monitor must answer before nodes can register")
+	case ct.SpecHash != spec.Hash():
+		if p.add(Action{Kind: ReplaceContainer, Node: "monitor", VM: vmName, Trigger: "drift", Spec: &spec, Disruptive: true,
+			Reason:   fmt.Sprintf("the monitor's container spec changed (hash %s, desired %s); nodes keep serving while it restarts", ct.SpecHash, spec.Hash()),
+			Evidence: []string{fmt.Sprintf("container %s image %s spec-hash %s", ct.Name, ct.Image, ct.SpecHash)}}) {
+			wait("the monitor must answer again after its container was replaced")
+		}
+	case ct.State != "running" && ct.State != "restarting":
+		p.add(Action{Kind: StartContainer, Node: "monitor", VM: vmName, Trigger: "drift", Spec: &spec,
+			Reason: fmt.Sprintf("the monitor's container is %s", ct.State)})
+		wait("the monitor must answer after its container started")
+	case !p.monitorUp:
+		why := "no observation of the monitor"
+		if p.oc != nil && p.oc.Monitor.Error != "" {
+			why = p.oc.Monitor.Error
+		}
+		wait("the monitor's container runs but the monitor does not answer yet: " + why)
+	}
+	if !p.monitorUp {
+		p.block("monitor", GuardMonitorUnobserved, "the monitor does not answer; nothing else is planned for this cluster")
+		return false
+	}
+	return true
+}
+
+func (p *planner) planMonitorSettings() {
+	want := p.c.MonitorSettings
+	if len(want) == 0 {
+		return
+	}
+	var have map[string]string
+	if p.oc != nil && p.oc.Monitor.Reached {
+		have = p.oc.Monitor.Settings
+	}
+	set, prev := map[string]string{}, map[string]string{}
+	for _, k := range SortedKeys(want) {
+		if have == nil || have[k] != want[k] {
+			set[k] = want[k]
+			if have != nil {
+				prev[k] = have[k]
+			}
+		}
+	}
+	if len(set) == 0 {
+		return
+	}
+	p.add(Action{Kind: SetMonitorSettings, Node: "monitor", VM: p.c.Monitor.VM, Trigger: "settings", Settings: set, Previous: nilIfEmpty(prev),
+		Reason: "monitor failover timing differs from the desired state (ALTER SYSTEM and reload, no restart): " + strings.Join(SortedKeys(set), ", ")})
+}
+
+func nilIfEmpty(m map[string]string) map[string]string {
+	if len(m) == 0 {
+		return nil
+	}
+	return m
+}
+
+// joinStates is what a node must reach after it was created.
+func (p *planner) joinStates(name string) []string {
+	others := 0
+	for _, n := range p.nodes {
+		if n.Name != name {
+			others++
+		}
+	}
+	for _, a := range p.out.Actions {
+		if a.Kind == CreateNode && a.Node != name {
+			others++
+		}
+	}
+	if others == 0 {
+		return []string{"single"}
+	}
+	return []string{"secondary", "primary"}
+}
+
+func (p *planner) waitNode(n *desired.Node, trigger, reason string) {
+	st := p.joinStates(n.Name)
+	p.add(Action{Kind: Wait, Node: n.Name, VM: n.VM, Trigger: trigger, Reason: reason,
+		Until: &Condition{Node: n.Name, States: st, Timeout: Duration(NodeJoinTimeout)}})
+}
+
+// planNode plans one desired node. gate says whether every node before it
+// is settled; a node is created only then. It returns the gate for the next.
+func (p *planner) planNode(n *desired.Node, gate bool) bool {
+	on := p.monitorNode(n.Name)
+	if !p.vmReached(n.VM) {
+		p.block(n.Name, GuardVMUnobserved, p.vmWhy(n.VM)+"; nothing is planned for "+n.Name)
+		return gate && on != nil && settled(on)
+	}
+	ct, vol := p.container(n.VM, n.Name)
+	spec := NodeSpec(p.st, p.c, n)
+
+	if vol != nil && n.Rebuild != "" && vol.Rebuild != n.Rebuild {
+		ev := []string{fmt.Sprintf("volume %s was created for rebuild token %q; the desired state asks for %q", vol.Name, vol.Rebuild, n.Rebuild)}
+		p.retire(n.Name, n.VM, n.Port, retireWipe, "rebuild-token", ev, n)
+		return false
+	}
+	if ev := p.divergence(n, ct, on); len(ev) > 0 {
+		if p.c.Diverged.Policy != "auto" {
+			p.block(n.Name, GuardManualPolicy, fmt.Sprintf("%s looks stuck or diverged (%s); the policy is manual: change its rebuild token in a commit to re-clone it", n.Name, strings.Join(ev, "; ")))
+			return false
+		}
+		p.retire(n.Name, n.VM, n.Port, retireWipe, "diverged", ev, n)
+		return false
+	}
+	switch {
+	case ct == nil && on != nil && vol == nil:
+		ev := []string{fmt.Sprintf("%s is registered on the monitor (id %d) but has neither container nor volume on %s", n.Name, on.ID, n.VM)}
+		p.retire(n.Name, n.VM, n.Port, retireWipe, "drift", ev, n)
+		return false
+	case ct == nil:
+		if !gate {
+			p.block(n.Name, GuardInFlight, fmt.Sprintf("%s is created once the nodes before it are settled", n.Name))
+			return false
+		}
+		trigger, reason := "bring-up", fmt.Sprintf("%s is in the desired state but has no container on %s", n.Name, n.VM)
+		if on != nil || vol != nil {
+			trigger, reason = "drift", fmt.Sprintf("%s has lost its container on %s; re-created on its existing volume (same node, same data)", n.Name, n.VM)
+		}
+		p.add(Action{Kind: CreateNode, Node: n.Name, VM: n.VM, Trigger: trigger, Spec: &spec, Volume: spec.Volume, Reason: reason})
+		p.waitNode(n, trigger, fmt.Sprintf("%s must register and finish its clone before the next change", n.Name))
+		return true
+	case ct.SpecHash != spec.Hash():
+		ev := []string{fmt.Sprintf("container %s image %s spec-hash %s, desired image %s spec-hash %s", ct.Name, ct.Image, ct.SpecHash, spec.Image, spec.Hash())}
+		if !p.guardReplace(n.Name) {
+			return false
+		}
+		if p.add(Action{Kind: ReplaceContainer, Node: n.Name, VM: n.VM, Trigger: "drift", Spec: &spec, Disruptive: true, Evidence: ev,
+			Reason: fmt.Sprintf("%s's container differs from its spec; replaced on the same volume (same node id, same data)", n.Name)}) {
+			p.waitNode(n, "drift", fmt.Sprintf("%s must be back before the next change", n.Name))
+		}
+		return true
+	case ct.State != "running" && ct.State != "restarting":
+		p.add(Action{Kind: StartContainer, Node: n.Name, VM: n.VM, Trigger: "drift", Spec: &spec,
+			Reason: fmt.Sprintf("%s's container is %s", n.Name, ct.State)})
+		p.waitNode(n, "drift", fmt.Sprintf("%s must be back before the next change", n.Name))
+		return true
+	case on == nil || !settled(on):
+		why := fmt.Sprintf("%s's container runs but the node has not registered yet", n.Name)
+		if on != nil {
+			why = fmt.Sprintf("%s is %s, assigned %s", n.Name, on.ReportedState, on.AssignedState)
+		}
+		if !gate && on == nil {
+			p.block(n.Name, GuardInFlight, why)
+			return false
+		}
+		p.waitNode(n, "bring-up", why)
+		return true
+	}
+	return gate
+}
+
+// divergence returns the evidence that a node is stuck or diverged and the
+// grace period has passed; nil when there is none.
+func (p *planner) divergence(n *desired.Node, ct *observe.Container, on *observe.Node) []string {
+	if ct == nil || on == nil || isPrimary(on) {
+		return nil
+	}
+	prim := p.healthyPrimary(n.Name)
+	if prim == nil {
+		return nil
+	}
+	grace := p.c.Diverged.GracePeriod.Duration
+	since := p.obs.Time.Sub(on.StateChangeTime)
+	if on.StateChangeTime.IsZero() || since < grace {
+		return nil
+	}
+	var ev []string
+	if on.ReportedState != on.AssignedState {
+		ev = append(ev, fmt.Sprintf("reported %s, assigned %s for %s (grace %s)", on.ReportedState, on.AssignedState, since.Round(time.Second), grace))
+	}
+	if on.Timeline < prim.Timeline && !settled(on) {
+		ev = append(ev, fmt.Sprintf("timeline %d behind the primary's %d", on.Timeline, prim.Timeline))
+	}
+	if ct.State == "restarting" || ct.RestartCount >= RestartLoopCount {
+		ev = append(ev, fmt.Sprintf("container %s, restarted %d times", ct.State, ct.RestartCount))
+	}
+	for _, l := range ct.LogEvidence {
+		ev = append(ev, "log: "+l)
+	}
+	if len(ev) == 0 || (settled(on) && len(ct.LogEvidence) == 0 && ct.RestartCount < RestartLoopCount) {
+		return nil
+	}
+	return ev
+}
+
+// healthyPrimary returns the healthy, settled primary other than except.
+func (p *planner) healthyPrimary(except string) *observe.Node {
+	for _, n := range p.nodes {
+		if n.Name != except && healthy(n) && settled(n) && (n.ReportedState == "primary" || n.ReportedState == "single") {
+			return n
+		}
+	}
+	return nil
+}
+
+// settingsSafe reports whether settings may be changed in this plan: every
+// node the monitor knows is settled and healthy, and nothing disruptive is
+// planned. Settings are never changed in the middle of a failover
+// (pg_auto_failover lowers candidate priorities by itself during one).
+// Nodes that this plan creates register with pg_autoctl's defaults and
+// are set once they joined, in the same plan.
+func (p *planner) settingsSafe() bool {
+	if !p.monitorUp {
+		return false
+	}
+	for _, n := range p.nodes {
+		if !settled(n) || !healthy(n) {
+			return false
+		}
+	}
+	for _, a := range p.out.Actions {
+		if a.Disruptive || a.Destructive {
+			return false
+		}
+	}
+	return true
+}
+
+func (p *planner) planNodeSettings(nodes []*desired.Node) {
+	for _, n := range nodes {
+		on := p.monitorNode(n.Name)
+		if on == nil {
+			if !p.planned(CreateNode, n.Name) {
+				continue
+			}
+			// pg_autoctl registers a node with these defaults.
+			on = &observe.Node{CandidatePriority: 50, ReplicationQuorum: true}
+		}
+		set, prev := map[string]string{}, map[string]string{}
+		if on.CandidatePriority != n.CandidatePriority {
+			set["candidate_priority"] = strconv.Itoa(n.CandidatePriority)
+			prev["candidate_priority"] = strconv.Itoa(on.CandidatePriority)
+		}
+		if q := n.ReplicationQuorum == nil || *n.ReplicationQuorum; on.ReplicationQuorum != q {
+			set["replication_quorum"] = strconv.FormatBool(q)
+			prev["replication_quorum"] = strconv.FormatBool(on.ReplicationQuorum)
+		}
+		if len(set) == 0 {
+			continue
+		}
+		p.add(Action{Kind: SetNodeSettings, Node: n.Name, VM: n.VM, NodeID: on.ID, Trigger: "settings", Settings: set, Previous: prev,
+			Reason: fmt.Sprintf("%s's %s differ from the desired state (through the monitor, no restart)", n.Name, strings.Join(SortedKeys(set), " and "))})
+	}
+}
+
+// planned reports whether the plan already holds an action of kind on node.
+func (p *planner) planned(kind Kind, node string) bool {
+	for _, a := range p.out.Actions {
+		if a.Kind == kind && a.Node == node {
+			return true
+		}
+	}
+	return false
+}
+
+func (p *planner) planFormation() {
+	have := 0 // a new formation starts with number_sync_standbys 0
+	if p.oc != nil && p.oc.Monitor.Reached {
+		have = p.oc.Monitor.Formation.NumberSyncStandbys
+	}
+	if have == p.c.NumberSyncStandbys {
+		return
+	}
+	p.add(Action{Kind: SetFormation, Node: "monitor", VM: p.c.Monitor.VM, Trigger: "settings",
+		Settings: map[string]string{"number_sync_standbys": strconv.Itoa(p.c.NumberSyncStandbys)},
+		Previous: map[string]string{"number_sync_standbys": strconv.Itoa(have)},
+		Reason:   fmt.Sprintf("number_sync_standbys is %d, desired %d (through the monitor, no restart)", have, p.c.NumberSyncStandbys)})
+}
+
+// guardReplace checks the guards of a disruptive, non-destructive change
+// of a secondary's container.
+func (p *planner) guardReplace(name string) bool {
+	if p.healthyPrimary(name) == nil {
+		if on := p.monitorNode(name); on != nil && (on.ReportedState == "single") {
+			return true // a lone node: nobody else to protect
+		}
+		p.block(name, GuardNoHealthyPrimary, fmt.Sprintf("%s's container must be replaced, but no other node is a healthy primary", name))
+		return false
+	}
+	if other := p.unsettledOther(name); other != "" {
+		p.block(name, GuardInFlight, fmt.Sprintf("%s's container must be replaced, but %s", name, other))
+		return false
+	}
+	return true
+}
+
+// unsettledOther describes another node of the cluster that is not settled
+// and healthy, or returns "".
+func (p *planner) unsettledOther(name string) string {
+	for _, n := range p.nodes {
+		if n.Name == name {
+			continue
+		}
+		if !settled(n) {
+			return fmt.Sprintf("%s is %s, assigned %s", n.Name, n.ReportedState, n.AssignedState)
+		}
+		if !healthy(n) {
+			return fmt.Sprintf("%s is not healthy (health %s)", n.Name, n.Health)
+		}
+	}
+	return ""
+}
+
+// planPrimaryReplacement handles a primary whose container spec changed:
+// a switchover first (pg_auto_failover performs it), the replacement in a
+// later plan, once the node is a secondary.
+func (p *planner) planPrimaryReplacement(n *desired.Node) {
+	on := p.monitorNode(n.Name)
+	if on.ReportedState == "single" {
+		spec := NodeSpec(p.st, p.c, n)
+		p.add(Action{Kind: ReplaceContainer, Node: n.Name, VM: n.VM, Trigger: "drift", Spec: &spec, Disruptive: true,
+			Reason: fmt.Sprintf("%s is the only node; its container is replaced in place (writes pause while it restarts)", n.Name)})
+		p.waitNode(n, "drift", n.Name+" must be back")
+		return
+	}
+	p.switchover(n.Name, "drift", fmt.Sprintf("%s is the primary and its container spec changed: pg_auto_failover is asked for a switchover, the container is replaced once %s is a secondary", n.Name, n.Name))
+}
+
+func (p *planner) switchover(name, trigger, reason string) {
+	if other := p.unsettledOther(name); other != "" {
+		p.block(name, GuardInFlight, reason+"; waiting: "+other)
+		return
+	}
+	cand := ""
+	for _, n := range p.nodes {
+		if n.Name != name && n.CandidatePriority > 0 && healthy(n) && n.ReportedState == "secondary" {
+			cand = n.Name
+			break
+		}
+	}
+	if cand == "" {
+		p.block(name, GuardNoCandidate, reason+"; but no healthy secondary has a candidate priority above 0")
+		return
+	}
+	on := p.monitorNode(name)
+	if p.add(Action{Kind: Switchover, Node: name, NodeID: on.ID, Trigger: trigger, Disruptive: true, Reason: reason,
+		Evidence: []string{fmt.Sprintf("%s is %s; %s is a healthy secondary candidate", name, on.ReportedState, cand)}}) {
+		p.add(Action{Kind: Wait, Node: name, Trigger: trigger, Reason: "pg_auto_failover finishes the switchover",
+			Until: &Condition{Node: name, States: []string{"secondary"}, Timeout: Duration(SwitchoverTimeout)}})
+	}
+}
+
+type removed struct {
+	name, vm string
+	port     int
+	on       *observe.Node
+}
+
+// removedNodes lists nodes that exist (on the monitor, or as a container or
+// volume) but are not in the desired state, by name.
+func (p *planner) removedNodes() []removed {
+	want := map[string]bool{"monitor": true}
+	for _, n := range p.c.Nodes {
+		want[n.Name] = true
+	}
+	found := map[string]*removed{}
+	get := func(name string) *removed {
+		if found[name] == nil {
+			found[name] = &removed{name: name}
+		}
+		return found[name]
+	}
+	{
+		for _, n := range p.nodes {
+			if !want[n.Name] {
+				r := get(n.Name)
+				r.on, r.port = n, n.Port
+				r.vm = p.vmByAddress(n.Host)
+			}
+		}
+	}
+	for _, vm := range p.obs.VMs {
+		for _, ct := range vm.Containers {
+			if ct.Cluster == p.c.Name && !want[ct.Node] {
+				get(ct.Node).vm = vm.Name
+			}
+		}
+		for _, v := range vm.Volumes {
+			if v.Cluster == p.c.Name && !want[v.Node] {
+				if r := get(v.Node); r.vm == "" {
+					r.vm = vm.Name
+				}
+			}
+		}
+	}
+	out := make([]removed, 0, len(found))
+	for _, r := range found {
+		out = append(out, *r)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
+	return out
+}
+
+func (p *planner) vmByAddress(host string) string {
+	for _, vm := range p.st.VMs {
+		if vm.Address == host {
+			return vm.Name
+		}
+	}
+	return ""
+}
+
+func (p *planner) planRemovals() {
+	for _, r := range p.removedNodes() {
+		ct, vol := p.container(r.vm, r.name)
+		if r.on == nil && ct == nil {
+			if vol != nil && p.c.RemovedNodeData == "delete" && p.vmReached(r.vm) {
+				p.add(Action{Kind: RemoveVolume, Node: r.name, VM: r.vm, Volume: vol.Name, Trigger: "removed", Destructive: true,
+					Reason: fmt.Sprintf("%s was removed from the desired state and removed_node_data is delete", r.name)})
+			}
+			continue // a kept volume: status lists it as orphaned
+		}
+		if r.on != nil && isPrimary(r.on) {
+			p.switchover(r.name, "removed", fmt.Sprintf("%s was removed from the desired state but is the primary: pg_auto_failover is asked for a switchover first", r.name))
+			continue
+		}
+		mode := retireRemove
+		if p.c.RemovedNodeData == "delete" {
+			mode = retireRemoveData
+		}
+		p.retire(r.name, r.vm, r.port, mode, "removed", []string{fmt.Sprintf("%s is not in the desired state", r.name)}, nil)
+	}
+}
+
+type retireMode int
+
+const (
+	retireRemove     retireMode = iota // drop the node, keep its volume
+	retireRemoveData                   // drop the node and delete its volume
+	retireWipe                         // drop, delete the volume, create again
+)
+
+// retire plans the sequence that takes a node out of the cluster, from the
+// step the observation shows it at: stop its container, remove it from the
+// monitor (without force, then with force once dropped), remove its
+// container, remove its volume, and for a wipe create it again. Every step
+// is idempotent, so an interruption anywhere resumes where it stopped.
+func (p *planner) retire(name, vmName string, port int, mode retireMode, trigger string, evidence []string, n *desired.Node) {
+	if vmName == "" || !p.vmReached(vmName) {
+		p.block(name, GuardVMUnobserved, fmt.Sprintf("%s must be dropped (%s) but %s", name, trigger, p.vmWhy(vmName)))
+		return
+	}
+	if p.oc == nil || !p.oc.Monitor.Reached {
+		p.block(name, GuardMonitorUnobserved, fmt.Sprintf("%s must be dropped (%s) but the monitor was not observed in this cycle", name, trigger))
+		return
+	}
+	on := p.monitorNode(name)
+	ct, vol := p.container(vmName, name)
+	running := ct != nil && (ct.State == "running" || ct.State == "restarting")
+	if running {
+		if !p.guardDestroy(name, on) {
+			return
+		}
+	} else if on != nil && isPrimary(on) {
+		p.block(name, GuardTargetPrimary, fmt.Sprintf("%s must be dropped (%s) but the monitor reports it as %s/%s", name, trigger, on.ReportedState, on.AssignedState))
+		return
+	}
+	verb := map[retireMode]string{retireRemove: "removed", retireRemoveData: "removed with its data", retireWipe: "wiped and re-cloned"}[mode]
+	base := fmt.Sprintf("%s is %s (%s)", name, verb, trigger)
+	first := true
+	step := func(a Action) bool {
+		a.Node, a.VM, a.Trigger, a.Disruptive, a.Destructive = name, vmName, trigger, true, true
+		if first {
+			a.Evidence = evidence
+			ok := p.add(a)
+			first = false
+			return ok
+		}
+		p.out.Actions = append(p.out.Actions, withCluster(a, p.c.Name))
+		return true
+	}
+	if running {
+		if !step(Action{Kind: StopContainer, Reason: base + ": stop its container so it cannot act while it is dropped"}) {
+			return
+		}
+	}
+	if on != nil {
+		if on.AssignedState != "dropped" {
+			if !step(Action{Kind: RemoveNode, NodeID: on.ID, Reason: base + ": remove it from the monitor without force, so pg_auto_failover orchestrates"}) {
+				return
+			}
+		}
+		if !step(Action{Kind: RemoveNode, NodeID: on.ID, Force: true, Reason: base + ": remove it from the monitor with force once it is dropped (its keeper is stopped)"}) {
+			return
+		}
+	}
+	if ct != nil {
+		if !step(Action{Kind: RemoveContainer, Reason: base + ": remove its container"}) {
+			return
+		}
+	}
+	if vol != nil && mode != retireRemove {
+		if !step(Action{Kind: RemoveVolume, Volume: vol.Name, Reason: base + ": delete its data (PGDATA, pg_autoctl config and state)"}) {
+			return
+		}
+	}
+	if mode == retireWipe && n != nil {
+		spec := NodeSpec(p.st, p.c, n)
+		p.out.Actions = append(p.out.Actions, withCluster(Action{Kind: CreateNode, Node: name, VM: vmName, Trigger: trigger, Spec: &spec, Volume: spec.Volume,
+			Reason: base + ": create it again on an empty volume; it clones from the current primary"}, p.c.Name))
+		p.out.Actions = append(p.out.Actions, withCluster(Action{Kind: Wait, Node: name, VM: vmName, Trigger: trigger,
+			Reason: name + " must finish its clone and become a secondary",
+			Until:  &Condition{Node: name, States: []string{"secondary"}, Timeout: Duration(NodeJoinTimeout)}}, p.c.Name))
+	}
+}
+
+func withCluster(a Action, c string) Action { a.Cluster = c; return a }
+
+// guardDestroy checks every guard of a destructive action on a running
+// node (DESIGN.md, "Destructive actions: the guards"), blocking with the
+// first that fails.
+func (p *planner) guardDestroy(name string, on *observe.Node) bool {
+	if p.oc == nil || !p.oc.Monitor.Reached {
+		p.block(name, GuardMonitorUnobserved, name+" cannot be dropped while the monitor is not observed")
+		return false
+	}
+	if on == nil {
+		return true // not registered: nothing of the cluster depends on it
+	}
+	if isPrimary(on) {
+		p.block(name, GuardTargetPrimary, fmt.Sprintf("%s is %s (assigned %s) on the monitor; it is never dropped", name, on.ReportedState, on.AssignedState))
+		return false
+	}
+	prim := p.healthyPrimary(name)
+	if prim == nil {
+		p.block(name, GuardNoHealthyPrimary, fmt.Sprintf("%s cannot be dropped: no other node is a healthy primary", name))
+		return false
+	}
+	if on.Timeline > prim.Timeline || (on.Timeline == prim.Timeline && lsnGreater(on.LSN, prim.LSN) && !settled(on)) {
+		p.block(name, GuardNewestData, fmt.Sprintf("%s (timeline %d, LSN %s) may hold data the primary %s (timeline %d, LSN %s) lacks", name, on.Timeline, on.LSN, prim.Name, prim.Timeline, prim.LSN))
+		return false
+	}
+	if other := p.unsettledOther(name); other != "" && !strings.HasPrefix(other, prim.Name+" ") {
+		p.block(name, GuardInFlight, fmt.Sprintf("%s cannot be dropped while another change is in flight: %s", name, other))
+		return false
+	}
+	secondaries, nonPrimaries := 0, 0
+	for _, n := range p.nodes {
+		if n.Name == name || n.Name == prim.Name {
+			continue
+		}
+		nonPrimaries++
+		if healthy(n) && settled(n) && n.ReportedState == "secondary" {
+			secondaries++
+		}
+	}
+	if secondaries == 0 && nonPrimaries > 0 {
+		p.block(name, GuardRedundancy, fmt.Sprintf("dropping %s would leave the primary %s without a healthy secondary", name, prim.Name))
+		return false
+	}
+	return true
+}
+
+// lsnGreater compares two PostgreSQL LSNs written as "X/Y".
+func lsnGreater(a, b string) bool {
+	pa, oka := parseLSN(a)
+	pb, okb := parseLSN(b)
+	return oka && okb && pa > pb
+}
+
+func parseLSN(s string) (uint64, bool) {
+	hi, lo, ok := strings.Cut(s, "/")
+	if !ok {
+		return 0, false
+	}
+	h, err1 := strconv.ParseUint(hi, 16, 32)
+	l, err2 := strconv.ParseUint(lo, 16, 32)
+	if err1 != nil || err2 != nil {
+		return 0, false
+	}
+	return h<<32 | l, true
+}

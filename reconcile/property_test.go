@@ -1,0 +1,370 @@
+package reconcile
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/pgaf-gitops/reconciler/desired"
+	"github.com/pgaf-gitops/reconciler/observe"
+)
+
+// simulate applies every action of p to obs as the actuators and
+// pg_auto_failover would, so that planning again shows what is left.
+func simulate(t *testing.T, st *desired.State, obs *observe.Observation, p *Result) {
+	t.Helper()
+	for _, a := range p.Actions() {
+		oc := clusterOf(obs, a.Cluster)
+		switch a.Kind {
+		case CreateMonitor, ReplaceContainer, StartContainer, CreateNode:
+			putContainer(obs, *a.Spec)
+			if a.Node == "monitor" {
+				if !oc.Monitor.Reached {
+					oc.Monitor = observe.Monitor{Reached: true, Version: "2.0", Settings: map[string]string{},
+						Formation: observe.Formation{Name: "default", Kind: "pgsql"}, Nodes: oc.Monitor.Nodes}
+				}
+				continue
+			}
+			if n := monNode(obs, a.Cluster, a.Node); n != nil {
+				n.Health, n.PGIsRunning = observe.HealthGood, true
+				continue
+			}
+			var maxID int64
+			for _, n := range oc.Monitor.Nodes {
+				maxID = max(maxID, n.ID)
+			}
+			state := "secondary"
+			if len(oc.Monitor.Nodes) == 0 {
+				state = "single"
+			}
+			oc.Monitor.Nodes = append(oc.Monitor.Nodes, observe.Node{ID: maxID + 1, Name: a.Node, ReportedState: "wait_standby", AssignedState: state,
+				Timeline: 1, LSN: "0/3000148", Health: observe.HealthGood, CandidatePriority: 50, ReplicationQuorum: true, PGIsRunning: true,
+				StateChangeTime: obs.Time})
+		case Wait:
+			if a.Until.Node != "monitor" {
+				n := monNode(obs, a.Cluster, a.Until.Node)
+				if n == nil {
+					t.Fatalf("wait for %s, which the simulation never created", a.Until.Node)
+				}
+				s := a.Until.States[0]
+				if s == "secondary" && len(oc.Monitor.Nodes) == 1 {
+					s = "single"
+				}
+				// the first secondary turns a single into a primary
+				for i := range oc.Monitor.Nodes {
+					if m := &oc.Monitor.Nodes[i]; m.ReportedState == "single" && s == "secondary" {
+						m.ReportedState, m.AssignedState = "primary", "primary"
+					}
+				}
+				n.ReportedState, n.AssignedState = s, s
+			}
+		case SetMonitorSettings:
+			for k, v := range a.Settings {
+				oc.Monitor.Settings[k] = v
+			}
+		case SetFormation:
+			fmt.Sscan(a.Settings["number_sync_standbys"], &oc.Monitor.Formation.NumberSyncStandbys)
+		case SetNodeSettings:
+			n := monNode(obs, a.Cluster, a.Node)
+			if v, ok := a.Settings["candidate_priority"]; ok {
+				fmt.Sscan(v, &n.CandidatePriority)
+			}
+			if v, ok := a.Settings["replication_quorum"]; ok {
+				n.ReplicationQuorum = v == "true"
+			}
+		case Switchover:
+			for i := range oc.Monitor.Nodes {
+				if m := &oc.Monitor.Nodes[i]; m.Name != a.Node && m.ReportedState == "secondary" && m.CandidatePriority > 0 {
+					m.ReportedState, m.AssignedState = "primary", "primary"
+					break
+				}
+			}
+			n := monNode(obs, a.Cluster, a.Node)
+			n.ReportedState, n.AssignedState = "secondary", "secondary"
+		case StopContainer:
+			for _, vm := range obs.VMs {
+				for i := range vm.Containers {
+					if vm.Containers[i].Cluster == a.Cluster && vm.Containers[i].Node == a.Node {
+						vm.Containers[i].State = "exited"
+					}
+				}
+			}
+			if n := monNode(obs, a.Cluster, a.Node); n != nil {
+				n.Health, n.PGIsRunning = observe.HealthBad, false
+			}
+		case RemoveNode:
+			if !a.Force {
+				monNode(obs, a.Cluster, a.Node).AssignedState = "dropped"
+				continue
+			}
+			oc.Monitor.Nodes = slices.DeleteFunc(oc.Monitor.Nodes, func(n observe.Node) bool { return n.Name == a.Node })
+		case RemoveContainer:
+			vm := vmOf(obs, a.VM)
+			vm.Containers = slices.DeleteFunc(vm.Containers, func(c observe.Container) bool { return c.Cluster == a.Cluster && c.Node == a.Node })
+		case RemoveVolume:
+			vm := vmOf(obs, a.VM)
+			vm.Volumes = slices.DeleteFunc(vm.Volumes, func(v observe.Volume) bool { return v.Name == a.Volume })
+		case EnableMaintenance, DisableMaintenance:
+			t.Fatalf("simulation of %s is not written yet", a.Kind)
+		default:
+			t.Fatalf("unknown action kind %q", a.Kind)
+		}
+	}
+}
+
+// converge plans and simulates until the plan is empty, failing when it
+// takes more than limit rounds. It returns the rounds taken.
+func converge(t *testing.T, st *desired.State, obs *observe.Observation, limit int) int {
+	t.Helper()
+	for round := 1; round <= limit; round++ {
+		p := Plan(st, obs)
+		if p.Empty() {
+			return round - 1
+		}
+		checkInvariants(t, obs, p)
+		simulate(t, st, obs, p)
+	}
+	var b bytes.Buffer
+	Plan(st, obs).WriteText(&b, Style{})
+	t.Fatalf("no convergence after %d rounds; last plan:\n%s", limit, b.String())
+	return limit
+}
+
+// checkInvariants checks the rules every plan must follow, whatever the
+// input.
+func checkInvariants(t *testing.T, obs *observe.Observation, p *Result) {
+	t.Helper()
+	for _, c := range p.Clusters {
+		oc := findObsCluster(obs, c.Name)
+		target := ""
+		for i, a := range c.Actions {
+			if a.Disruptive || a.Destructive {
+				if target != "" && target != a.Node {
+					t.Errorf("cluster %s: disruptive actions on %s and %s in one plan", c.Name, target, a.Node)
+				}
+				target = a.Node
+			}
+			if a.Kind == Switchover && a.Trigger != "removed" && a.Trigger != "drift" {
+				t.Errorf("switchover planned for trigger %q: failover decisions belong to pg_auto_failover", a.Trigger)
+			}
+			if !a.Destructive {
+				continue
+			}
+			if vm := vmOfName(obs, a.VM); vm == nil || !vm.Reached {
+				t.Errorf("action %d %s on %s: its VM %s was not observed", i, a.Kind, a.Node, a.VM)
+			}
+			if oc == nil || !oc.Monitor.Reached {
+				t.Errorf("action %d %s on %s while the monitor was not observed", i, a.Kind, a.Node)
+				continue
+			}
+			for _, n := range oc.Monitor.Nodes {
+				if n.Name == a.Node && isPrimary(&n) {
+					t.Errorf("action %d %s on %s, which the monitor reports as %s/%s", i, a.Kind, a.Node, n.ReportedState, n.AssignedState)
+				}
+			}
+			if a.Kind == StopContainer {
+				if len(a.Evidence) == 0 {
+					t.Errorf("destructive %s on %s without evidence", a.Kind, a.Node)
+				}
+				ok := false
+				for _, n := range oc.Monitor.Nodes {
+					if n.Name != a.Node && healthy(&n) && settled(&n) && (n.ReportedState == "primary" || n.ReportedState == "single") {
+						ok = true
+					}
+				}
+				if !ok {
+					t.Errorf("stop_container of %s without a healthy primary", a.Node)
+				}
+			}
+		}
+	}
+}
+
+func vmOfName(o *observe.Observation, name string) *observe.VM { return vmOf(o, name) }
+
+func TestConvergeFromEmpty(t *testing.T) {
+	st := refState("main", "second")
+	st.Clusters[0].MonitorSettings = map[string]string{"health_check_period": "1000"}
+	obs := emptyObs(st)
+	rounds := converge(t, st, obs, 10)
+	if rounds != 1 {
+		t.Errorf("bring-up from empty VMs took %d plan rounds in simulation, want 1 (the whole bring-up is one plan)", rounds)
+	}
+	for _, c := range st.Clusters {
+		if got := len(findObsCluster(obs, c.Name).Monitor.Nodes); got != 3 {
+			t.Errorf("cluster %s: %d nodes after convergence, want 3", c.Name, got)
+		}
+	}
+}
+
+func TestConvergedIsEmpty(t *testing.T) {
+	st := refState()
+	p := Plan(st, converged(st))
+	if !p.Empty() || len(p.Clusters[0].Blocked) != 0 {
+		var b bytes.Buffer
+		p.WriteText(&b, Style{})
+		t.Fatalf("converged cluster gives a plan:\n%s", b.String())
+	}
+}
+
+// TestGeneratedObservations plans over many random observations and
+// checks the invariants, then that simulation converges when every VM and
+// the monitor are reachable.
+func TestGeneratedObservations(t *testing.T) {
+	states := []string{"single", "primary", "secondary", "wait_primary", "wait_standby", "catchingup", "draining",
+		"demote_timeout", "demoted", "prepare_promotion", "stop_replication", "maintenance", "report_lsn", "dropped"}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := range 3000 {
+		st := refState()
+		c := &st.Clusters[0]
+		obs := converged(st)
+		oc := &obs.Clusters[0]
+		for j := range oc.Monitor.Nodes {
+			n := &oc.Monitor.Nodes[j]
+			if rng.IntN(3) == 0 {
+				n.ReportedState = states[rng.IntN(len(states))]
+			}
+			if rng.IntN(4) == 0 {
+				n.AssignedState = states[rng.IntN(len(states))]
+			}
+			if rng.IntN(4) == 0 {
+				n.Health = []string{observe.HealthBad, observe.HealthUnknown}[rng.IntN(2)]
+			}
+			n.Timeline = 1 + rng.IntN(3)
+			n.StateChangeTime = obs.Time.Add(-time.Duration(rng.IntN(20)) * time.Minute)
+		}
+		if rng.IntN(5) == 0 {
+			c.Nodes[rng.IntN(3)].Rebuild = "token-" + fmt.Sprint(rng.IntN(3))
+		}
+		if rng.IntN(5) == 0 {
+			c.Diverged.Policy = "auto"
+		}
+		if rng.IntN(6) == 0 {
+			k := rng.IntN(3)
+			c.Nodes = slices.Delete(c.Nodes, k, k+1)
+		}
+		if rng.IntN(6) == 0 {
+			c.RemovedNodeData = "delete"
+		}
+		for j := range obs.VMs {
+			vm := &obs.VMs[j]
+			if rng.IntN(8) == 0 {
+				vm.Reached, vm.Error, vm.Containers, vm.Volumes = false, "dial tcp: i/o timeout", nil, nil
+			}
+			for k := range vm.Containers {
+				ct := &vm.Containers[k]
+				if rng.IntN(6) == 0 {
+					ct.State = []string{"exited", "restarting", "created"}[rng.IntN(3)]
+				}
+				if rng.IntN(6) == 0 {
+					ct.SpecHash = "0000000000000000"
+				}
+				if rng.IntN(8) == 0 {
+					ct.LogEvidence = []string{"FATAL: requested timeline 2 is not a child of this server's history"}
+				}
+				ct.RestartCount = rng.IntN(7)
+			}
+		}
+		if rng.IntN(8) == 0 {
+			oc.Monitor = observe.Monitor{Reached: false, Error: "connection refused"}
+		}
+		p := Plan(st, obs)
+		t.Run(fmt.Sprint(i), func(t *testing.T) {
+			checkInvariants(t, obs, p)
+			checkDeterministic(t, st, obs)
+		})
+		if t.Failed() {
+			var b bytes.Buffer
+			p.WriteText(&b, Style{})
+			t.Fatalf("case %d failed; its plan:\n%s", i, b.String())
+		}
+	}
+}
+
+func checkDeterministic(t *testing.T, st *desired.State, obs *observe.Observation) {
+	t.Helper()
+	want := planJSON(t, Plan(st, obs))
+	rng := rand.New(rand.NewPCG(7, 9))
+	for range 3 {
+		st2, obs2 := shuffled(rng, st, obs)
+		if got := planJSON(t, Plan(st2, obs2)); got != want {
+			t.Fatalf("plan depends on input order:\n%s", cmp.Diff(want, got))
+		}
+	}
+}
+
+func planJSON(t *testing.T, p *Result) string {
+	t.Helper()
+	var b bytes.Buffer
+	if err := p.WriteJSON(&b); err != nil {
+		t.Fatal(err)
+	}
+	var back Result
+	if err := json.Unmarshal(b.Bytes(), &back); err != nil {
+		t.Fatalf("plan JSON does not decode: %v", err)
+	}
+	var b2 bytes.Buffer
+	if err := back.WriteJSON(&b2); err != nil {
+		t.Fatal(err)
+	}
+	if b.String() != b2.String() {
+		t.Fatalf("plan JSON does not round-trip:\n%s", cmp.Diff(b.String(), b2.String()))
+	}
+	return b.String()
+}
+
+// shuffled deep-copies st and obs with every list in a random order.
+func shuffled(rng *rand.Rand, st *desired.State, obs *observe.Observation) (*desired.State, *observe.Observation) {
+	var st2 desired.State
+	var obs2 observe.Observation
+	deepCopy(st, &st2)
+	st2.Commit = st.Commit
+	deepCopy(obs, &obs2)
+	shuffle(rng, st2.VMs)
+	shuffle(rng, st2.Clusters)
+	for i := range st2.Clusters {
+		shuffle(rng, st2.Clusters[i].Nodes)
+	}
+	shuffle(rng, obs2.VMs)
+	for i := range obs2.VMs {
+		shuffle(rng, obs2.VMs[i].Containers)
+		shuffle(rng, obs2.VMs[i].Volumes)
+	}
+	shuffle(rng, obs2.Clusters)
+	for i := range obs2.Clusters {
+		shuffle(rng, obs2.Clusters[i].Monitor.Nodes)
+	}
+	return &st2, &obs2
+}
+
+func shuffle[T any](rng *rand.Rand, s []T) {
+	rng.Shuffle(len(s), func(i, j int) { s[i], s[j] = s[j], s[i] })
+}
+
+func deepCopy(from, to any) {
+	b, err := json.Marshal(from)
+	if err != nil {
+		panic(err)
+	}
+	if err := json.Unmarshal(b, to); err != nil {
+		panic(err)
+	}
+}
+
+func TestSettingsNotCorrectedMidFailover(t *testing.T) {
+	st := refState()
+	obs := converged(st)
+	n1 := monNode(obs, "main", "node1")
+	n1.ReportedState, n1.AssignedState = "primary", "draining"
+	monNode(obs, "main", "node2").CandidatePriority = 0 // lowered by pg_auto_failover
+	for _, a := range Plan(st, obs).Actions() {
+		if a.Kind == SetNodeSettings {
+			t.Fatalf("candidate priority corrected mid-failover: %s", a.Describe())
+		}
+	}
+}
