@@ -144,7 +144,9 @@ type Monitor struct {
 
 // ConnString is the monitor's URI for autoctl_node, the role pg_autoctl
 // and the reconciler use.
-func (m *Monitor) ConnString() string { return connString("autoctl_node", Host, m.Port, "pg_auto_failover") }
+func (m *Monitor) ConnString() string {
+	return connString("autoctl_node", Host, m.Port, "pg_auto_failover")
+}
 
 // SuperuserConnString connects to the monitor's database as the superuser
 // initdb created (the OS user pg_autoctl ran as). The monitor's pg_hba
@@ -208,7 +210,9 @@ type Node struct {
 }
 
 // ConnString connects to the node's postgres database as the superuser.
-func (n *Node) ConnString(m *Monitor) string { return connString(m.env.osUser, Host, n.Port, "postgres") }
+func (n *Node) ConnString(m *Monitor) string {
+	return connString(m.env.osUser, Host, n.Port, "postgres")
+}
 
 // StartNode creates and runs a PostgreSQL node registered with the monitor
 // (`pg_autoctl create postgres --run`) and waits until the monitor reports
