@@ -42,8 +42,24 @@ func Plan(st *desired.State, obs *observe.Observation) *Result {
 		Notes:      []string{},
 	}
 	vms := map[string]*observe.VM{}
+	idx := &index{objects: map[objectKey]*objects{}, byCluster: map[string][]objectKey{}}
 	for i := range obs.VMs {
-		vms[obs.VMs[i].Name] = &obs.VMs[i]
+		vm := &obs.VMs[i]
+		vms[vm.Name] = vm
+		for j := range vm.Containers {
+			idx.get(vm.Name, vm.Containers[j].Cluster, vm.Containers[j].Node).container = &vm.Containers[j]
+		}
+		for j := range vm.Volumes {
+			idx.get(vm.Name, vm.Volumes[j].Cluster, vm.Volumes[j].Node).volume = &vm.Volumes[j]
+		}
+	}
+	for _, keys := range idx.byCluster {
+		sort.Slice(keys, func(i, j int) bool {
+			if keys[i].node != keys[j].node {
+				return keys[i].node < keys[j].node
+			}
+			return keys[i].vm < keys[j].vm
+		})
 	}
 	clusters := make([]*desired.Cluster, len(st.Clusters))
 	for i := range st.Clusters {
@@ -52,7 +68,7 @@ func Plan(st *desired.State, obs *observe.Observation) *Result {
 	sort.Slice(clusters, func(i, j int) bool { return clusters[i].Name < clusters[j].Name })
 	owned := map[string]bool{}
 	for _, c := range clusters {
-		p := &planner{st: st, c: c, obs: obs, oc: findObsCluster(obs, c.Name), vms: vms}
+		p := &planner{st: st, c: c, obs: obs, oc: findObsCluster(obs, c.Name), vms: vms, idx: idx, specs: map[string]ContainerSpec{}}
 		r.Clusters = append(r.Clusters, p.plan())
 		owned[c.Name] = true
 	}
@@ -87,8 +103,35 @@ func strayNotes(st *desired.State, obs *observe.Observation, owned map[string]bo
 	return notes
 }
 
+// objectKey names the objects of one member of a cluster on one VM.
+type objectKey struct{ vm, cluster, node string }
+
+type objects struct {
+	container *observe.Container
+	volume    *observe.Volume
+}
+
+// index finds containers and volumes without scanning every VM's lists.
+type index struct {
+	objects   map[objectKey]*objects
+	byCluster map[string][]objectKey // sorted by node, then VM
+}
+
+func (x *index) get(vm, cluster, node string) *objects {
+	k := objectKey{vm, cluster, node}
+	o := x.objects[k]
+	if o == nil {
+		o = &objects{}
+		x.objects[k] = o
+		x.byCluster[cluster] = append(x.byCluster[cluster], k)
+	}
+	return o
+}
+
 type planner struct {
-	st  *desired.State
+	idx   *index
+	specs map[string]ContainerSpec // node specs, by node name
+	st    *desired.State
 	c   *desired.Cluster
 	obs *observe.Observation
 	oc  *observe.Cluster
@@ -123,7 +166,7 @@ func (p *planner) plan() ClusterPlan {
 	gate := true // every node before this one is settled (or will be)
 	for _, n := range nodes {
 		if on := p.monitorNode(n.Name); on != nil && isPrimary(on) {
-			if ct, _ := p.container(n.VM, n.Name); ct != nil && ct.SpecHash != NodeSpec(p.st, p.c, n).Hash() {
+			if ct, _ := p.container(n.VM, n.Name); ct != nil && ct.SpecHash != p.nodeSpec(n).Labels[observe.LabelSpecHash] {
 				primaryLast = append(primaryLast, n)
 				continue
 			}
@@ -177,23 +220,21 @@ func (p *planner) vmWhy(name string) string {
 
 // container finds the container of a member on a VM.
 func (p *planner) container(vmName, member string) (*observe.Container, *observe.Volume) {
-	v := p.vm(vmName)
-	if v == nil {
+	o := p.idx.objects[objectKey{vmName, p.c.Name, member}]
+	if o == nil {
 		return nil, nil
 	}
-	var ct *observe.Container
-	var vol *observe.Volume
-	for i := range v.Containers {
-		if v.Containers[i].Cluster == p.c.Name && v.Containers[i].Node == member {
-			ct = &v.Containers[i]
-		}
+	return o.container, o.volume
+}
+
+// nodeSpec is NodeSpec, computed once per node and plan.
+func (p *planner) nodeSpec(n *desired.Node) ContainerSpec {
+	if s, ok := p.specs[n.Name]; ok {
+		return s
 	}
-	for i := range v.Volumes {
-		if v.Volumes[i].Cluster == p.c.Name && v.Volumes[i].Node == member {
-			vol = &v.Volumes[i]
-		}
-	}
-	return ct, vol
+	s := NodeSpec(p.st, p.c, n)
+	p.specs[n.Name] = s
+	return s
 }
 
 func (p *planner) monitorNode(name string) *observe.Node {
@@ -364,7 +405,7 @@ func (p *planner) planNode(n *desired.Node, gate bool) bool {
 		return gate && on != nil && settled(on)
 	}
 	ct, vol := p.container(n.VM, n.Name)
-	spec := NodeSpec(p.st, p.c, n)
+	spec := p.nodeSpec(n)
 
 	if vol != nil && n.Rebuild != "" && vol.Rebuild != n.Rebuild {
 		ev := []string{fmt.Sprintf("volume %s was created for rebuild token %q; the desired state asks for %q", vol.Name, vol.Rebuild, n.Rebuild)}
@@ -396,8 +437,8 @@ func (p *planner) planNode(n *desired.Node, gate bool) bool {
 		p.add(Action{Kind: CreateNode, Node: n.Name, VM: n.VM, Trigger: trigger, Spec: &spec, Volume: spec.Volume, Reason: reason})
 		p.waitNode(n, trigger, fmt.Sprintf("%s must register and finish its clone before the next change", n.Name))
 		return true
-	case ct.SpecHash != spec.Hash():
-		ev := []string{fmt.Sprintf("container %s image %s spec-hash %s, desired image %s spec-hash %s", ct.Name, ct.Image, ct.SpecHash, spec.Image, spec.Hash())}
+	case ct.SpecHash != spec.Labels[observe.LabelSpecHash]:
+		ev := []string{fmt.Sprintf("container %s image %s spec-hash %s, desired image %s spec-hash %s", ct.Name, ct.Image, ct.SpecHash, spec.Image, spec.Labels[observe.LabelSpecHash])}
 		if !p.guardReplace(n.Name) {
 			return false
 		}
@@ -584,7 +625,7 @@ func (p *planner) unsettledOther(name string) string {
 func (p *planner) planPrimaryReplacement(n *desired.Node) {
 	on := p.monitorNode(n.Name)
 	if on.ReportedState == "single" {
-		spec := NodeSpec(p.st, p.c, n)
+		spec := p.nodeSpec(n)
 		p.add(Action{Kind: ReplaceContainer, Node: n.Name, VM: n.VM, Trigger: "drift", Spec: &spec, Disruptive: true,
 			Reason: fmt.Sprintf("%s is the only node; its container is replaced in place (writes pause while it restarts)", n.Name)})
 		p.waitNode(n, "drift", n.Name+" must be back")
@@ -646,18 +687,13 @@ func (p *planner) removedNodes() []removed {
 			}
 		}
 	}
-	for _, vm := range p.obs.VMs {
-		for _, ct := range vm.Containers {
-			if ct.Cluster == p.c.Name && !want[ct.Node] {
-				get(ct.Node).vm = vm.Name
-			}
+	for _, k := range p.idx.byCluster[p.c.Name] {
+		if want[k.node] {
+			continue
 		}
-		for _, v := range vm.Volumes {
-			if v.Cluster == p.c.Name && !want[v.Node] {
-				if r := get(v.Node); r.vm == "" {
-					r.vm = vm.Name
-				}
-			}
+		o := p.idx.objects[k]
+		if r := get(k.node); o.container != nil || r.vm == "" {
+			r.vm = k.vm
 		}
 	}
 	out := make([]removed, 0, len(found))
@@ -772,7 +808,7 @@ func (p *planner) retire(name, vmName string, port int, mode retireMode, trigger
 		}
 	}
 	if mode == retireWipe && n != nil {
-		spec := NodeSpec(p.st, p.c, n)
+		spec := p.nodeSpec(n)
 		p.out.Actions = append(p.out.Actions, withCluster(Action{Kind: CreateNode, Node: name, VM: vmName, Trigger: trigger, Spec: &spec, Volume: spec.Volume,
 			Reason: base + ": create it again on an empty volume; it clones from the current primary"}, p.c.Name))
 		p.out.Actions = append(p.out.Actions, withCluster(Action{Kind: Wait, Node: name, VM: vmName, Trigger: trigger,

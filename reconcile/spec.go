@@ -2,10 +2,10 @@ package reconcile
 
 import (
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
-	"encoding/json"
-	"fmt"
 	"net/url"
+	"slices"
 	"sort"
 	"strconv"
 
@@ -51,21 +51,39 @@ type ContainerSpec struct {
 
 // Hash is a short, stable digest of the spec, excluding the hash label
 // itself and the rebuild token (a new token re-creates the volume anyway).
+// Every field is written length-prefixed, maps in key order, so no two
+// different specs share an encoding.
 func (s ContainerSpec) Hash() string {
-	c := s
-	c.Labels = make(map[string]string, len(s.Labels))
-	for k, v := range s.Labels {
-		if k == observe.LabelSpecHash || k == observe.LabelRebuild {
-			continue
+	buf := make([]byte, 0, 1024)
+	str := func(v string) {
+		buf = binary.AppendUvarint(buf, uint64(len(v)))
+		buf = append(buf, v...)
+	}
+	list := func(vs []string) {
+		str(strconv.Itoa(len(vs)))
+		for _, v := range vs {
+			str(v)
 		}
-		c.Labels[k] = v
 	}
-	b, err := json.Marshal(c) // map keys are sorted by encoding/json
-	if err != nil {
-		panic(err) // only strings, slices and maps of strings: cannot fail
+	dict := func(m map[string]string, skip ...string) {
+		keys := SortedKeys(m)
+		keys = slices.DeleteFunc(keys, func(k string) bool { return slices.Contains(skip, k) })
+		str(strconv.Itoa(len(keys)))
+		for _, k := range keys {
+			str(k)
+			str(m[k])
+		}
 	}
-	sum := sha256.Sum256(b)
-	return hex.EncodeToString(sum[:])[:16]
+	str("pgaf-spec-v1")
+	for _, v := range []string{s.Name, s.VM, s.Image, s.Network, s.User, s.Restart, s.Volume, s.Mount} {
+		str(v)
+	}
+	list(s.Tmpfs)
+	dict(s.Env)
+	dict(s.Labels, observe.LabelSpecHash, observe.LabelRebuild)
+	list(s.Command)
+	sum := sha256.Sum256(buf)
+	return hex.EncodeToString(sum[:8])
 }
 
 // VolumeName is the volume of a cluster member ("monitor" or a node name).
@@ -224,4 +242,3 @@ func SortedKeys[M ~map[string]V, V any](m M) []string {
 	return keys
 }
 
-var _ = fmt.Sprintf
