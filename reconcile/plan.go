@@ -132,11 +132,11 @@ type planner struct {
 	idx   *index
 	specs map[string]ContainerSpec // node specs, by node name
 	st    *desired.State
-	c   *desired.Cluster
-	obs *observe.Observation
-	oc  *observe.Cluster
-	vms map[string]*observe.VM
-	out ClusterPlan
+	c     *desired.Cluster
+	obs   *observe.Observation
+	oc    *observe.Cluster
+	vms   map[string]*observe.VM
+	out   ClusterPlan
 	// disrupted is set once the plan holds a disruptive action for this
 	// cluster: at most one disruption per cluster per plan.
 	disrupted bool
