@@ -283,7 +283,10 @@ func (p *planner) members() {
 		p.out.Members = append(p.out.Members, m)
 	}
 	add("monitor", p.c.Monitor.VM, p.c.Monitor.Port, true)
-	if p.oc != nil && !p.oc.Monitor.Reached && p.vmReached(p.c.Monitor.VM) {
+	switch {
+	case p.monitorUp:
+		p.out.Members[0].State = "answering"
+	case p.vmReached(p.c.Monitor.VM) && p.out.Members[0].Container != "absent":
 		p.out.Members[0].State = "not answering"
 	}
 	for _, n := range p.desiredNodes() {

@@ -133,7 +133,7 @@ func (p *Result) WriteText(w io.Writer, s Style) error {
 			}
 		}
 		for _, bl := range c.Blocked {
-			fmt.Fprintf(&b, "  %s %s: %s\n", s.paint("35", "blocked"), bl.Guard, bl.Reason)
+			fmt.Fprintf(&b, "  %s %s: %s\n", s.paint("35", bl.label()), bl.Guard, bl.Reason)
 		}
 	}
 	for _, n := range p.Notes {
@@ -196,7 +196,7 @@ func (p *Result) WriteMarkdown(w io.Writer) error {
 			fmt.Fprintf(&b, "| %d | %s | %s | %s |\n", i+1, mdEscape(a.Describe()), kind, mdEscape(why))
 		}
 		for _, bl := range c.Blocked {
-			fmt.Fprintf(&b, "\n> **Blocked** (`%s`): %s\n", bl.Guard, mdEscape(bl.Reason))
+			fmt.Fprintf(&b, "\n> **%s** (`%s`): %s\n", strings.ToUpper(bl.label()[:1])+bl.label()[1:], bl.Guard, mdEscape(bl.Reason))
 		}
 	}
 	for _, n := range p.Notes {
@@ -217,4 +217,13 @@ func (p *Result) WriteJSON(w io.Writer) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(p)
+}
+
+// label is "later" for a change deferred to a later plan (one disruption
+// at a time), "blocked" for one a guard refuses.
+func (b *Blocked) label() string {
+	if b.Guard == GuardOneAtATime {
+		return "later"
+	}
+	return "blocked"
 }

@@ -1,0 +1,96 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/pgaf-gitops/reconciler/desired"
+	"github.com/pgaf-gitops/reconciler/observe"
+	"github.com/pgaf-gitops/reconciler/reconcile"
+)
+
+type planOptions struct {
+	desired          string
+	observation      string
+	output           string
+	color            string
+	detailedExitcode bool
+}
+
+func (o *planOptions) check() error {
+	switch o.output {
+	case "text", "json", "markdown":
+	default:
+		return fmt.Errorf("--output must be text, json or markdown, not %q", o.output)
+	}
+	switch o.color {
+	case "auto", "always", "never":
+	default:
+		return fmt.Errorf("--color must be auto, always or never, not %q", o.color)
+	}
+	if o.desired == "" {
+		return fmt.Errorf("--desired PATH is required")
+	}
+	if o.observation == "" {
+		return fmt.Errorf("--observation FILE is required")
+	}
+	return nil
+}
+
+func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("plan", "--desired PATH --observation FILE [options]", "Show, without acting, what apply would do: what exists, what will change and why,\nin the order it will run.")
+	var o planOptions
+	fs.StringVar(&o.desired, "desired", "", "desired-state file or directory")
+	fs.StringVar(&o.observation, "observation", "", "observation JSON file (from `reconciler observe --output json`)")
+	fs.StringVar(&o.output, "output", "text", "text, json or markdown")
+	fs.StringVar(&o.color, "color", "auto", "colour the text output: auto (on a terminal), always, never")
+	fs.BoolVar(&o.detailedExitcode, "detailed-exitcode", false, "exit 0 when there are no changes, 2 when there are, 1 on error")
+	if err := parse(fs, args, stdout); err != nil {
+		return err
+	}
+	if err := o.check(); err != nil {
+		return &usageError{fs: fs, msg: err.Error()}
+	}
+	st, err := desired.Load(o.desired)
+	if err != nil {
+		return &hintError{err: err, hint: "run `reconciler validate " + o.desired + "` for the full list"}
+	}
+	obs, err := readObservation(o.observation)
+	if err != nil {
+		return err
+	}
+	p := reconcile.Plan(st, obs)
+	if err := writePlan(stdout, p, o.output, o.color); err != nil {
+		return err
+	}
+	if o.detailedExitcode && !p.Empty() {
+		return errChanges
+	}
+	return nil
+}
+
+func readObservation(path string) (*observe.Observation, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	obs, err := observe.Read(f)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return obs, nil
+}
+
+func writePlan(w io.Writer, p *reconcile.Result, output, color string) error {
+	switch output {
+	case "json":
+		return p.WriteJSON(w)
+	case "markdown":
+		return p.WriteMarkdown(w)
+	}
+	style := reconcile.Style{Color: color == "always" || (color == "auto" && isTerminal(w))}
+	return p.WriteText(w, style)
+}

@@ -1,0 +1,269 @@
+package reconcile
+
+import (
+	"bytes"
+	"flag"
+	"os"
+	"path/filepath"
+	"sort"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/pgaf-gitops/reconciler/desired"
+	"github.com/pgaf-gitops/reconciler/observe"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files of testdata/plans (inputs from the case table, then the expected plans)")
+
+// goldenCase builds one fixture from the reference layout in
+// examples/cluster.yaml: a commit's change to the desired state, and the
+// observation it is planned against.
+type goldenCase struct {
+	change func(st *desired.State)
+	obs    func(st *desired.State) *observe.Observation
+	// example names the file of examples/observations/ this observation
+	// is also published as.
+	example string
+}
+
+var goldenCases = map[string]goldenCase{
+	"empty_vms": {obs: emptyObs, example: "empty-vms.json"},
+	"half_built": {obs: func(st *desired.State) *observe.Observation {
+		o := converged(st)
+		dropNode(o, "main", "node3")
+		n2 := monNode(o, "main", "node2")
+		n2.ReportedState, n2.AssignedState = "catchingup", "secondary"
+		n1 := monNode(o, "main", "node1")
+		n1.ReportedState, n1.AssignedState = "wait_primary", "wait_primary"
+		o.Clusters[0].Monitor.Formation.NumberSyncStandbys = 0
+		return o
+	}, example: "half-built.json"},
+	"converged": {obs: converged, example: "converged.json"},
+	"vm_unreachable": {obs: func(st *desired.State) *observe.Observation {
+		o := converged(st)
+		vm := vmOf(o, "vm2")
+		*vm = observe.VM{Name: "vm2", Reached: false, Error: "ssh: dial tcp 10.0.0.12:22: connect: no route to host", Containers: []observe.Container{}, Volumes: []observe.Volume{}}
+		n := monNode(o, "main", "node2")
+		n.Health, n.PGIsRunning, n.AssignedState = observe.HealthBad, false, "catchingup"
+		return o
+	}, example: "vm-unreachable.json"},
+	"monitor_down": {obs: func(st *desired.State) *observe.Observation {
+		o := converged(st)
+		vm := vmOf(o, "vm3")
+		*vm = observe.VM{Name: "vm3", Reached: false, Error: "ssh: dial tcp 10.0.0.13:22: i/o timeout", Containers: []observe.Container{}, Volumes: []observe.Volume{}}
+		o.Clusters[0].Monitor = observe.Monitor{Reached: false, Error: "dial tcp 10.0.0.13:5432: i/o timeout", Nodes: []observe.Node{}}
+		return o
+	}, example: "monitor-down.json"},
+	"node_added": {change: func(st *desired.State) {
+		st.Clusters[0].Nodes = append(st.Clusters[0].Nodes, desired.Node{Name: "node4", VM: "vm2", Port: 5433, CandidatePriority: 50, ReplicationQuorum: boolp(true)})
+	}, obs: converged},
+	"node_removed": {change: func(st *desired.State) {
+		st.Clusters[0].Nodes = st.Clusters[0].Nodes[:2]
+	}, obs: func(st *desired.State) *observe.Observation {
+		full := st.Clusters[0].Nodes
+		st.Clusters[0].Nodes = append(full[:2:2], desired.Node{Name: "node3", VM: "vm3", Port: 5433, CandidatePriority: 50, ReplicationQuorum: boolp(true)})
+		o := converged(st)
+		st.Clusters[0].Nodes = full[:2]
+		return o
+	}},
+	"primary_removed": {change: func(st *desired.State) {
+		st.Clusters[0].Nodes = st.Clusters[0].Nodes[1:]
+	}, obs: func(st *desired.State) *observe.Observation {
+		c := &st.Clusters[0]
+		kept := c.Nodes
+		c.Nodes = append([]desired.Node{{Name: "node1", VM: "vm1", Port: 5432, CandidatePriority: 50, ReplicationQuorum: boolp(true)}}, kept...)
+		o := converged(st)
+		c.Nodes = kept
+		return o
+	}},
+	"settings_changed": {change: func(st *desired.State) {
+		c := &st.Clusters[0]
+		c.Nodes[2].CandidatePriority = 0
+		c.Nodes[2].ReplicationQuorum = boolp(false)
+		c.NumberSyncStandbys = 0
+		c.MonitorSettings["health_check_period"] = "2000"
+	}, obs: func(st *desired.State) *observe.Observation {
+		o := converged(st)
+		o.Clusters[0].Monitor.Settings["health_check_period"] = "5000"
+		o.Clusters[0].Monitor.Formation.NumberSyncStandbys = 1
+		n := monNode(o, "main", "node3")
+		n.CandidatePriority, n.ReplicationQuorum = 50, true
+		return o
+	}},
+	"rebuild_token_changed": {change: func(st *desired.State) {
+		st.Clusters[0].Nodes[1].Rebuild = "2026-11-26-disk-replaced"
+	}, obs: func(st *desired.State) *observe.Observation {
+		tok := st.Clusters[0].Nodes[1].Rebuild
+		st.Clusters[0].Nodes[1].Rebuild = ""
+		o := converged(st)
+		st.Clusters[0].Nodes[1].Rebuild = tok
+		return o
+	}},
+	"image_changed": {change: func(st *desired.State) {
+		c := &st.Clusters[0]
+		c.Image, c.Monitor.Image = "pgaf/postgres:15-2.0-b", "pgaf/postgres:15-2.0-b"
+	}, obs: func(st *desired.State) *observe.Observation {
+		c := &st.Clusters[0]
+		c.Image, c.Monitor.Image = "pgaf/postgres:15-2.0", "pgaf/postgres:15-2.0"
+		o := converged(st)
+		c.Image, c.Monitor.Image = "pgaf/postgres:15-2.0-b", "pgaf/postgres:15-2.0-b"
+		return o
+	}},
+	"diverged_manual": {obs: divergedObs},
+	"diverged_auto": {change: func(st *desired.State) {
+		st.Clusters[0].Diverged.Policy = "auto"
+	}, obs: divergedObs},
+}
+
+// divergedObs: node1, the old primary, came back after a failover and
+// cannot follow node2's timeline.
+func divergedObs(st *desired.State) *observe.Observation {
+	o := converged(st)
+	n1, n2 := monNode(o, "main", "node1"), monNode(o, "main", "node2")
+	n2.ReportedState, n2.AssignedState, n2.Timeline, n2.LSN = "primary", "primary", 2, "0/5000060"
+	n1.ReportedState, n1.AssignedState, n1.Timeline, n1.LSN = "catchingup", "secondary", 1, "0/3000148"
+	n1.StateChangeTime = o.Time.Add(-10 * time.Minute)
+	vmOf(o, "vm1").Containers[0].LogEvidence = []string{"FATAL:  requested timeline 2 is not a child of this server's history"}
+	return o
+}
+
+func dropNode(o *observe.Observation, cluster, name string) {
+	c := findObsCluster(o, cluster)
+	var kept []observe.Node
+	for _, n := range c.Monitor.Nodes {
+		if n.Name != name {
+			kept = append(kept, n)
+		}
+	}
+	c.Monitor.Nodes = kept
+	for i := range o.VMs {
+		vm := &o.VMs[i]
+		var cs []observe.Container
+		for _, ct := range vm.Containers {
+			if ct.Node != name {
+				cs = append(cs, ct)
+			}
+		}
+		var vs []observe.Volume
+		for _, v := range vm.Volumes {
+			if v.Node != name {
+				vs = append(vs, v)
+			}
+		}
+		vm.Containers, vm.Volumes = cs, vs
+	}
+}
+
+func loadExample(t *testing.T) *desired.State {
+	t.Helper()
+	st, err := desired.Load("../examples/cluster.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Commit = "0123456789abcdef0123456789abcdef01234567"
+	return st
+}
+
+// TestGolden plans every fixture under testdata/plans and compares the
+// text, markdown and JSON renderings. -update rewrites the fixtures.
+func TestGolden(t *testing.T) {
+	names := make([]string, 0, len(goldenCases))
+	for n := range goldenCases {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	if *update {
+		for _, name := range names {
+			writeGoldenInputs(t, name, goldenCases[name])
+		}
+	}
+	dirs, err := filepath.Glob("testdata/plans/*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(dirs) < len(goldenCases) {
+		t.Fatalf("%d fixture directories for %d cases: run go test ./reconcile -run TestGolden -update", len(dirs), len(goldenCases))
+	}
+	for _, dir := range dirs {
+		t.Run(filepath.Base(dir), func(t *testing.T) {
+			st, obs := readGoldenInputs(t, dir)
+			p := Plan(st, obs)
+			var text, md, js bytes.Buffer
+			if err := p.WriteText(&text, Style{}); err != nil {
+				t.Fatal(err)
+			}
+			if err := p.WriteMarkdown(&md); err != nil {
+				t.Fatal(err)
+			}
+			js.WriteString(planJSON(t, p))
+			checkInvariants(t, obs, p)
+			checkDeterministic(t, st, obs)
+			for file, got := range map[string][]byte{"plan.txt": text.Bytes(), "plan.md": md.Bytes(), "plan.json": js.Bytes()} {
+				path := filepath.Join(dir, file)
+				if *update {
+					if err := os.WriteFile(path, got, 0o644); err != nil {
+						t.Fatal(err)
+					}
+					continue
+				}
+				want, err := os.ReadFile(path)
+				if err != nil {
+					t.Fatalf("%v (run with -update to create it)", err)
+				}
+				if diff := cmp.Diff(string(want), string(got)); diff != "" {
+					t.Errorf("%s differs (-want +got):\n%s", path, diff)
+				}
+			}
+		})
+	}
+}
+
+func writeGoldenInputs(t *testing.T, name string, gc goldenCase) {
+	t.Helper()
+	dir := filepath.Join("testdata/plans", name)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	st := loadExample(t)
+	if gc.change != nil {
+		gc.change(st)
+	}
+	obs := gc.obs(st)
+	var d, o bytes.Buffer
+	if err := desired.Render(&d, st); err != nil {
+		t.Fatal(err)
+	}
+	if err := observe.Write(&o, obs); err != nil {
+		t.Fatal(err)
+	}
+	write := func(path string, b []byte) {
+		if err := os.WriteFile(path, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(filepath.Join(dir, "desired.yaml"), d.Bytes())
+	write(filepath.Join(dir, "observation.json"), o.Bytes())
+	if gc.example != "" {
+		write(filepath.Join("../examples/observations", gc.example), o.Bytes())
+	}
+}
+
+func readGoldenInputs(t *testing.T, dir string) (*desired.State, *observe.Observation) {
+	t.Helper()
+	st, err := desired.Load(filepath.Join(dir, "desired.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Commit = "0123456789abcdef0123456789abcdef01234567"
+	f, err := os.Open(filepath.Join(dir, "observation.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	obs, err := observe.Read(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st, obs
+}
