@@ -484,6 +484,14 @@ cmd_rekey() {
 	name=$(vm_container "$vm")
 	docker exec "$name" sh -c 'rm -f /etc/ssh/ssh_host_ed25519_key /etc/ssh/ssh_host_ed25519_key.pub &&
 		ssh-keygen -q -t ed25519 -N "" -f /etc/ssh/ssh_host_ed25519_key && kill -HUP 1'
+	# sshd re-executes itself on SIGHUP: wait until it serves the new key.
+	local key addr deadline=$((SECONDS + 30))
+	key=$(host_key "$vm" | awk '{print $2}')
+	addr=$(vm_address "$vm")
+	until ssh-keyscan -T 2 -t ed25519 "$addr" 2>/dev/null | grep -qF "$key"; do
+		[ $SECONDS -lt $deadline ] || die "$vm: sshd does not serve its new host key"
+		sleep 0.1
+	done
 	log "$vm has a new host key (known_hosts unchanged; lab.sh trust $vm to accept it)"
 }
 
