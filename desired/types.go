@@ -24,7 +24,9 @@ type VM struct {
 
 // SSH says how to reach a VM.
 type SSH struct {
-	User string `json:"user" yaml:"user"` // default "postgres-ops"
+	// User is required: which account the reconciler logs in as is the
+	// operator's decision, and a guessed default would only fail at SSH.
+	User string `json:"user" yaml:"user"`
 	Port int    `json:"port" yaml:"port"` // default 22
 	// HostKeyFingerprint pins the VM's host key ("SHA256:..."), as an
 	// alternative to the known_hosts files of the reconciler's config.
@@ -71,7 +73,7 @@ type Node struct {
 	Name              string `json:"name" yaml:"name"`
 	VM                string `json:"vm" yaml:"vm"`
 	Port              int    `json:"port" yaml:"port"`                             // default 5432
-	CandidatePriority int    `json:"candidate_priority" yaml:"candidate_priority"` // 0..100, default 50
+	CandidatePriority int    `json:"candidate_priority" yaml:"candidate_priority"` // 0..100, default 50 (see UnsetCandidatePriority)
 	// ReplicationQuorum defaults to true.
 	ReplicationQuorum *bool `json:"replication_quorum" yaml:"replication_quorum"`
 	// Rebuild is an opaque token: changing it in a commit asks for one
@@ -81,7 +83,9 @@ type Node struct {
 
 // DivergedPolicy says what to do with a node that is stuck or diverged.
 type DivergedPolicy struct {
-	Policy      string   `json:"policy" yaml:"policy"` // "manual" (default) or "auto"
+	Policy string `json:"policy" yaml:"policy"` // "manual" (default) or "auto"
+	// GracePeriod is how long a node may stay stuck before the auto policy
+	// wipes and re-clones it: default 5m, at least 1m with "auto".
 	GracePeriod Duration `json:"grace_period" yaml:"grace_period"`
 }
 
