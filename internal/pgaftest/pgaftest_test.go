@@ -43,3 +43,20 @@ func TestMonitorAndNodes(t *testing.T) {
 		t.Errorf("%s still exists after cleanup (stat: %v)", dir, err)
 	}
 }
+
+// TestSkipsWithoutPgAutoctl: outside CI, a machine without pg_autoctl
+// skips the tests that need it instead of failing them.
+func TestSkipsWithoutPgAutoctl(t *testing.T) {
+	t.Setenv("PATH", t.TempDir()) // an empty directory: no pg_autoctl
+	t.Setenv("CI", "")
+	reachedEnd := false
+	skipped := false
+	t.Run("inner", func(t *testing.T) {
+		defer func() { skipped = t.Skipped() }()
+		StartMonitor(t)
+		reachedEnd = true
+	})
+	if !skipped || reachedEnd {
+		t.Errorf("skipped=%v reachedEnd=%v, want a skip before starting anything", skipped, reachedEnd)
+	}
+}
