@@ -83,7 +83,10 @@ func (l *loader) posOf(path string) pos {
 	}
 }
 
-var intLikeRE = regexp.MustCompile(`^[-+]?[0-9]+$`)
+var (
+	intLikeRE = regexp.MustCompile(`^[-+]?[0-9]+$`)
+	decimalRE = regexp.MustCompile(`^[-+]?(0|[1-9][0-9]*)$`)
+)
 
 var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 
@@ -361,6 +364,13 @@ func (l *loader) integer(v *yaml.Node, key, path string, dst *int, lo, hi int) {
 	}
 	if v.ShortTag() != "!!int" {
 		l.errorf(l.at(v), "%s: expected an integer, got %s", key, describe(v))
+		l.bad[path] = true
+		return
+	}
+	if !decimalRE.MatchString(v.Value) {
+		// YAML reads 0755 as octal and 0x1F as hex: a port written 05432
+		// would silently become 2842.
+		l.errorf(l.at(v), "%s: write %s as a plain decimal integer (YAML reads a leading 0 as octal, 0x as hex)", key, v.Value)
 		l.bad[path] = true
 		return
 	}
