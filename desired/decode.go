@@ -98,7 +98,7 @@ func (l *loader) parseFile(name string, data []byte) {
 		l.firstFile = name
 	}
 	if len(data) > MaxFileSize {
-		l.errorf(pos{File: name}, "file is %d bytes, more than the limit of %d", len(data), MaxFileSize)
+		l.errorf(pos{File: name}, "file is larger than the limit of %d bytes", MaxFileSize)
 		l.incomplete = true
 		return
 	}

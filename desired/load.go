@@ -2,6 +2,7 @@ package desired
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -51,7 +52,7 @@ func Load(path string) (*State, error) {
 		return nil, fmt.Errorf("desired: %w", err)
 	}
 	if !fi.IsDir() {
-		b, err := os.ReadFile(path)
+		b, err := readFile(path)
 		if err != nil {
 			return nil, fmt.Errorf("desired: %w", err)
 		}
@@ -68,7 +69,7 @@ func Load(path string) (*State, error) {
 			continue
 		}
 		full := filepath.Join(path, name)
-		b, err := os.ReadFile(full)
+		b, err := readFile(full)
 		if err != nil {
 			return nil, fmt.Errorf("desired: %w", err)
 		}
@@ -78,6 +79,20 @@ func Load(path string) (*State, error) {
 		return nil, Errors{{File: path, Message: "no .yaml or .yml files in this directory"}}
 	}
 	return Parse(files)
+}
+
+// readFile reads at most one byte more than MaxFileSize, enough for Parse
+// to refuse a file that is too large without reading all of it.
+func readFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	b, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return b, err
 }
 
 // IsYAMLName reports whether a file name is one Load reads from a

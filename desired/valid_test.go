@@ -365,3 +365,12 @@ func TestErrorsAreSortedAndUnwrap(t *testing.T) {
 		t.Errorf("errors.As(*Error) = %v", one)
 	}
 }
+
+func TestTooLargeFile(t *testing.T) {
+	dir := writeFiles(t, map[string]string{"big.yaml": "# " + strings.Repeat("x", MaxFileSize) + "\n"})
+	_, err := Load(dir)
+	want := filepath.Join(dir, "big.yaml") + ": file is larger than the limit of 4194304 bytes"
+	if err == nil || err.Error() != want {
+		t.Fatalf("Load error = %v, want %s", err, want)
+	}
+}
