@@ -451,17 +451,21 @@ func (l *loader) sequence(v *yaml.Node, key, path string, fn func(i int, item *y
 	}
 }
 
-// strList decodes a list of strings; dst is non-nil afterwards.
+// strList decodes a list of strings; dst is non-nil afterwards. The place
+// of each kept item is recorded at path/INDEX, INDEX counting kept items.
 func (l *loader) strList(v *yaml.Node, key, path string, dst *[]string) {
 	out := []string{}
-	l.sequence(v, key, path, func(i int, item *yaml.Node) {
+	l.sequence(v, key, path, func(_ int, item *yaml.Node) {
 		var s string
-		p := fmt.Sprintf("%s/%d", path, i)
+		p := fmt.Sprintf("%s/%d", path, len(out))
 		l.str(item, key, p, &s)
-		if !l.bad[p] && !isNull(item) {
-			out = append(out, s)
-		} else if isNull(item) {
+		switch {
+		case l.bad[p]:
+			delete(l.bad, p) // the next kept item takes this index
+		case isNull(item):
 			l.errorf(l.at(item), "%s: expected a string, got null", key)
+		default:
+			out = append(out, s)
 		}
 	})
 	*dst = out

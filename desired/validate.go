@@ -104,11 +104,25 @@ var managedParameters = map[string]string{
 // validate checks the defaulted state in l.st. It skips values that failed
 // to decode (l.bad): their problem is already reported.
 func (l *loader) validate() {
-	st := &l.st
+	vms := l.validateVMs()
+	pl := &placements{l: l, vms: vms, listeners: map[string]placement{}, containers: map[string]placement{}}
+	clusters := map[string]int{}
+	for i := range l.st.Clusters {
+		l.validateCluster(i, clusters, pl)
+	}
+	// An empty state is refused only when nothing else is wrong: with other
+	// problems it is more likely unfinished, or derived from them.
+	if len(l.st.Clusters) == 0 && len(l.errs) == 0 {
+		l.errorf(pos{File: l.firstFile}, "no clusters: a desired state must define at least one cluster (an empty state would ask to remove everything)")
+	}
+}
+
+// validateVMs checks every VM and returns the index of each VM by name.
+func (l *loader) validateVMs() map[string]int {
 	vmByName := map[string]int{}
 	addrs := map[string]string{}
-	for i := range st.VMs {
-		vm := &st.VMs[i]
+	for i := range l.st.VMs {
+		vm := &l.st.VMs[i]
 		p := fmt.Sprintf("vms/%d", i)
 		if l.checkName(vm.Name, p+"/name", "vm") {
 			if j, dup := vmByName[vm.Name]; dup {
@@ -141,147 +155,152 @@ func (l *loader) validate() {
 			}
 		}
 	}
+	return vmByName
+}
 
-	// Every PostgreSQL instance (monitors and nodes of all clusters), to
-	// find two on one VM:port; and every container name, which must be
-	// unique on a Docker engine (the lab shares one engine between VMs).
-	type instance struct{ what, path string }
-	listeners := map[string]instance{}
-	containers := map[string]instance{}
-	listen := func(vm string, port int, what, vmPath, portPath string) {
-		i, known := vmByName[vm]
-		if !known || l.bad[portPath] || l.bad[vmPath] {
-			return
-		}
-		if port == st.VMs[i].SSH.Port {
-			l.errorf(l.posOf(portPath), "%s: port %d on vm %q is the VM's SSH port", what, port, vm)
-			return
-		}
-		k := vm + ":" + strconv.Itoa(port)
-		if first, dup := listeners[k]; dup {
-			l.errorf(l.posOf(portPath), "%s: port %d on vm %q is already used by %s (at %s)", what, port, vm, first.what, l.where(first.path))
-			return
-		}
-		listeners[k] = instance{what, portPath}
+// placements finds two PostgreSQL instances (monitors and nodes of all
+// clusters) on one VM:port, and two containers with one name: container
+// names must be unique on a Docker engine, and the lab shares one engine
+// between its VMs.
+type placements struct {
+	l          *loader
+	vms        map[string]int
+	listeners  map[string]placement // "vm:port"
+	containers map[string]placement // container name
+}
+
+// placement is the first claim on a port or a container name.
+type placement struct{ what, path string }
+
+// listen claims port on vm for what (a monitor or node).
+func (pl *placements) listen(vm string, port int, what, vmPath, portPath string) {
+	l := pl.l
+	i, known := pl.vms[vm]
+	if !known || l.bad[portPath] || l.bad[vmPath] {
+		return
 	}
-	container := func(cluster, member, what, path string) {
-		name := cluster + "-" + member
-		if first, dup := containers[name]; dup {
-			l.errorf(l.posOf(path), "%s: its container name %q is also that of %s (at %s)", what, name, first.what, l.where(first.path))
-			return
+	if port == l.st.VMs[i].SSH.Port {
+		l.errorf(l.posOf(portPath), "%s: port %d on vm %q is the VM's SSH port", what, port, vm)
+		return
+	}
+	k := vm + ":" + strconv.Itoa(port)
+	if first, dup := pl.listeners[k]; dup {
+		l.errorf(l.posOf(portPath), "%s: port %d on vm %q is already used by %s (at %s)", what, port, vm, first.what, l.where(first.path))
+		return
+	}
+	pl.listeners[k] = placement{what, portPath}
+}
+
+// container claims the container name of a cluster member.
+func (pl *placements) container(cluster, member, what, path string) {
+	l := pl.l
+	name := cluster + "-" + member
+	if first, dup := pl.containers[name]; dup {
+		l.errorf(l.posOf(path), "%s: its container name %q is also that of %s (at %s)", what, name, first.what, l.where(first.path))
+		return
+	}
+	pl.containers[name] = placement{what, path}
+}
+
+// validateCluster checks cluster i; clusters maps the names seen so far to
+// their index.
+func (l *loader) validateCluster(i int, clusters map[string]int, pl *placements) {
+	c := &l.st.Clusters[i]
+	p := fmt.Sprintf("clusters/%d", i)
+	nameOK := l.checkName(c.Name, p+"/name", "cluster")
+	if nameOK {
+		if j, dup := clusters[c.Name]; dup {
+			l.errorf(l.posOf(p+"/name"), "cluster %q is defined twice (first at %s)", c.Name, l.where(fmt.Sprintf("clusters/%d/name", j)))
+			nameOK = false
+		} else {
+			clusters[c.Name] = i
 		}
-		containers[name] = instance{what, path}
+	}
+	label := fmt.Sprintf("cluster %q", c.Name)
+	if !l.bad[p+"/formation"] && !nameRE.MatchString(c.Formation) {
+		l.errorf(l.posOf(p+"/formation"), "formation: %q %s", c.Formation, nameRule)
+	}
+	if l.required(c.Image, p+"/image", "image", "cluster") {
+		l.checkImage(c.Image, p+"/image", "image")
+	}
+	if c.Monitor.Image != c.Image && !l.bad[p+"/monitor/image"] {
+		l.checkImage(c.Monitor.Image, p+"/monitor/image", "image")
+	}
+	l.checkPGName(c.Database, p+"/database", "database")
+	l.checkPGName(c.User, p+"/user", "user")
+	l.oneOf(c.Auth, p+"/auth", "auth", "trust", "scram-sha-256")
+	l.oneOf(c.SSL, p+"/ssl", "ssl", "off", "self-signed")
+	l.oneOf(c.RemovedNodeData, p+"/removed_node_data", "removed_node_data", "keep", "delete")
+	if l.oneOf(c.Diverged.Policy, p+"/diverged_nodes/policy", "policy", "manual", "auto") &&
+		c.Diverged.Policy == "auto" && !l.bad[p+"/diverged_nodes/grace_period"] &&
+		c.Diverged.GracePeriod.Duration < minAutoGracePeriod {
+		l.errorf(l.posOf(p+"/diverged_nodes/grace_period"),
+			"grace_period: %s is too short for policy auto: a node may take minutes to rewind or re-clone by itself; use at least %s",
+			c.Diverged.GracePeriod, minAutoGracePeriod)
 	}
 
-	clusterByName := map[string]int{}
-	for i := range st.Clusters {
-		c := &st.Clusters[i]
-		p := fmt.Sprintf("clusters/%d", i)
-		nameOK := l.checkName(c.Name, p+"/name", "cluster")
-		if nameOK {
-			if j, dup := clusterByName[c.Name]; dup {
-				l.errorf(l.posOf(p+"/name"), "cluster %q is defined twice (first at %s)", c.Name, l.where(fmt.Sprintf("clusters/%d/name", j)))
-				nameOK = false
+	if l.required(c.Monitor.VM, p+"/monitor/vm", "vm", "monitor") {
+		l.knownVM(pl.vms, c.Monitor.VM, p+"/monitor/vm")
+	}
+	pl.listen(c.Monitor.VM, c.Monitor.Port, "the monitor of "+label, p+"/monitor/vm", p+"/monitor/port")
+	if nameOK {
+		pl.container(c.Name, "monitor", "the monitor of "+label, p+"/monitor")
+	}
+
+	if !l.bad[p+"/nodes"] && len(c.Nodes) < 2 {
+		l.errorf(l.posOf(p+"/nodes"), "%s has %d node(s): a cluster needs at least 2 nodes, a primary and a standby", label, len(c.Nodes))
+	}
+	nodeByName := map[string]int{}
+	quorum := 0
+	for j := range c.Nodes {
+		n := &c.Nodes[j]
+		np := fmt.Sprintf("%s/nodes/%d", p, j)
+		if l.checkName(n.Name, np+"/name", "node") {
+			if n.Name == "monitor" {
+				l.errorf(l.posOf(np+"/name"), "name: %q is reserved for the cluster's monitor", n.Name)
+			} else if k, dup := nodeByName[n.Name]; dup {
+				l.errorf(l.posOf(np+"/name"), "node %q is defined twice in %s (first at %s)", n.Name, label, l.where(fmt.Sprintf("%s/nodes/%d/name", p, k)))
 			} else {
-				clusterByName[c.Name] = i
-			}
-		}
-		label := fmt.Sprintf("cluster %q", c.Name)
-		if !l.bad[p+"/formation"] && !nameRE.MatchString(c.Formation) {
-			l.errorf(l.posOf(p+"/formation"), "formation: %q %s", c.Formation, nameRule)
-		}
-		if l.required(c.Image, p+"/image", "image", "cluster") {
-			l.checkImage(c.Image, p+"/image", "image")
-		}
-		if c.Monitor.Image != c.Image && !l.bad[p+"/monitor/image"] {
-			l.checkImage(c.Monitor.Image, p+"/monitor/image", "image")
-		}
-		l.checkPGName(c.Database, p+"/database", "database")
-		l.checkPGName(c.User, p+"/user", "user")
-		l.oneOf(c.Auth, p+"/auth", "auth", "trust", "scram-sha-256")
-		l.oneOf(c.SSL, p+"/ssl", "ssl", "off", "self-signed")
-		l.oneOf(c.RemovedNodeData, p+"/removed_node_data", "removed_node_data", "keep", "delete")
-		if l.oneOf(c.Diverged.Policy, p+"/diverged_nodes/policy", "policy", "manual", "auto") &&
-			c.Diverged.Policy == "auto" && !l.bad[p+"/diverged_nodes/grace_period"] &&
-			c.Diverged.GracePeriod.Duration < minAutoGracePeriod {
-			l.errorf(l.posOf(p+"/diverged_nodes/grace_period"),
-				"grace_period: %s is too short for policy auto: a node may take minutes to rewind or re-clone by itself; use at least %s",
-				c.Diverged.GracePeriod, minAutoGracePeriod)
-		}
-
-		// The monitor.
-		if l.required(c.Monitor.VM, p+"/monitor/vm", "vm", "monitor") {
-			l.knownVM(vmByName, c.Monitor.VM, p+"/monitor/vm")
-		}
-		listen(c.Monitor.VM, c.Monitor.Port, "the monitor of "+label, p+"/monitor/vm", p+"/monitor/port")
-		if nameOK {
-			container(c.Name, "monitor", "the monitor of "+label, p+"/monitor")
-		}
-
-		// The nodes.
-		if !l.bad[p+"/nodes"] && len(c.Nodes) < 2 {
-			l.errorf(l.posOf(p+"/nodes"), "%s has %d node(s): a cluster needs at least 2 nodes, a primary and a standby", label, len(c.Nodes))
-		}
-		nodeByName := map[string]int{}
-		quorum := 0
-		for j := range c.Nodes {
-			n := &c.Nodes[j]
-			np := fmt.Sprintf("%s/nodes/%d", p, j)
-			if l.checkName(n.Name, np+"/name", "node") {
-				if n.Name == "monitor" {
-					l.errorf(l.posOf(np+"/name"), "name: %q is reserved for the cluster's monitor", n.Name)
-				} else if k, dup := nodeByName[n.Name]; dup {
-					l.errorf(l.posOf(np+"/name"), "node %q is defined twice in %s (first at %s)", n.Name, label, l.where(fmt.Sprintf("%s/nodes/%d/name", p, k)))
-				} else {
-					nodeByName[n.Name] = j
-					if nameOK {
-						container(c.Name, n.Name, fmt.Sprintf("node %q of %s", n.Name, label), np+"/name")
-					}
+				nodeByName[n.Name] = j
+				if nameOK {
+					pl.container(c.Name, n.Name, fmt.Sprintf("node %q of %s", n.Name, label), np+"/name")
 				}
 			}
-			if l.required(n.VM, np+"/vm", "vm", "node") {
-				l.knownVM(vmByName, n.VM, np+"/vm")
-			}
-			listen(n.VM, n.Port, fmt.Sprintf("node %q of %s", n.Name, label), np+"/vm", np+"/port")
-			if n.CandidatePriority < 0 || n.CandidatePriority > MaxCandidatePriority {
-				if !l.bad[np+"/candidate_priority"] {
-					l.errorf(l.posOf(np+"/candidate_priority"), "candidate_priority: %d is out of range 0..%d", n.CandidatePriority, MaxCandidatePriority)
-				}
-			}
-			if n.ReplicationQuorum == nil || *n.ReplicationQuorum {
-				quorum++
-			}
-			if len(n.Rebuild) > 128 || strings.ContainsFunc(n.Rebuild, isControl) {
-				l.errorf(l.posOf(np+"/rebuild"), "rebuild: must be at most 128 characters without control characters")
-			}
 		}
-		// pg_auto_failover (FormationNumSyncStandbyIsValid) requires, for
-		// number_sync_standbys N > 0, N+1 standbys in the replication
-		// quorum besides the primary. Any quorum node may be primary, so
-		// N+2 quorum nodes are needed.
-		if ns := c.NumberSyncStandbys; ns > 0 && !l.bad[p+"/number_sync_standbys"] && !l.bad[p+"/nodes"] && ns+2 > quorum {
-			l.errorf(l.posOf(p+"/number_sync_standbys"),
-				"number_sync_standbys: %d needs at least %d nodes with replication_quorum true (%d standbys besides the primary), %s has %d",
-				ns, ns+2, ns+1, label, quorum)
+		if l.required(n.VM, np+"/vm", "vm", "node") {
+			l.knownVM(pl.vms, n.VM, np+"/vm")
 		}
-
-		for j, cidr := range c.ClientNetworks {
-			cp := fmt.Sprintf("%s/client_networks/%d", p, j)
-			if msg := checkCIDR(cidr); msg != "" {
-				l.errorf(l.posOf(cp), "client_networks: %s", msg)
-			} else if k := slices.Index(c.ClientNetworks, cidr); k < j {
-				l.errorf(l.posOf(cp), "client_networks: %s is listed twice", cidr)
-			}
+		pl.listen(n.VM, n.Port, fmt.Sprintf("node %q of %s", n.Name, label), np+"/vm", np+"/port")
+		if (n.CandidatePriority < 0 || n.CandidatePriority > MaxCandidatePriority) && !l.bad[np+"/candidate_priority"] {
+			l.errorf(l.posOf(np+"/candidate_priority"), "candidate_priority: %d is out of range 0..%d", n.CandidatePriority, MaxCandidatePriority)
 		}
-		l.checkMonitorSettings(c.MonitorSettings, p+"/monitor_settings")
-		l.checkParameters(c.PostgreSQLParameters, p+"/postgresql_parameters")
+		if n.ReplicationQuorum == nil || *n.ReplicationQuorum {
+			quorum++
+		}
+		if len(n.Rebuild) > 128 || strings.ContainsFunc(n.Rebuild, isControl) {
+			l.errorf(l.posOf(np+"/rebuild"), "rebuild: must be at most 128 characters without control characters")
+		}
+	}
+	// pg_auto_failover (FormationNumSyncStandbyIsValid) requires, for
+	// number_sync_standbys N > 0, N+1 standbys in the replication quorum
+	// besides the primary. Any quorum node may be primary, so N+2 quorum
+	// nodes are needed.
+	if ns := c.NumberSyncStandbys; ns > 0 && !l.bad[p+"/number_sync_standbys"] && !l.bad[p+"/nodes"] && ns+2 > quorum {
+		l.errorf(l.posOf(p+"/number_sync_standbys"),
+			"number_sync_standbys: %d needs at least %d nodes with replication_quorum true (%d standbys besides the primary), %s has %d",
+			ns, ns+2, ns+1, label, quorum)
 	}
 
-	// An empty state is refused only when nothing else is wrong: with other
-	// problems it is more likely unfinished, or derived from them.
-	if len(st.Clusters) == 0 && len(l.errs) == 0 {
-		l.errorf(pos{File: l.firstFile}, "no clusters: a desired state must define at least one cluster (an empty state would ask to remove everything)")
+	for j, cidr := range c.ClientNetworks {
+		cp := fmt.Sprintf("%s/client_networks/%d", p, j)
+		if msg := checkCIDR(cidr); msg != "" {
+			l.errorf(l.posOf(cp), "client_networks: %s", msg)
+		} else if k := slices.Index(c.ClientNetworks, cidr); k < j {
+			l.errorf(l.posOf(cp), "client_networks: %s is listed twice", cidr)
+		}
 	}
+	l.checkMonitorSettings(c.MonitorSettings, p+"/monitor_settings")
+	l.checkParameters(c.PostgreSQLParameters, p+"/postgresql_parameters")
 }
 
 // minAutoGracePeriod is the shortest grace period allowed with the auto
