@@ -5,9 +5,12 @@ import "strings"
 // Quote returns s quoted for a POSIX shell, so that the shell reads it back
 // as exactly one word with exactly the bytes of s. Words made only of safe
 // characters are left as they are (for readable logs); everything else is
-// wrapped in single quotes, inside which a POSIX shell interprets nothing,
-// and each single quote in s is written as '\'' (close, escaped quote,
-// reopen). The empty string becomes ''.
+// wrapped in single quotes, inside which a POSIX shell interprets nothing.
+// A single quote inside s closes the quoted part, adds an escaped quote and
+// reopens it; the empty string becomes a pair of quotes:
+//
+//	it's  ->  'it'\''s'
+//	(empty) -> ''
 //
 // A NUL byte cannot be passed in an argument at all; callers that execute
 // commands reject it (see SSHExecutor.Run).
