@@ -1,0 +1,290 @@
+package observe
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// MaxLogEvidence is how many matching log lines are kept per container.
+const MaxLogEvidence = 5
+
+// LogEvidenceTail is how many of a node container's last log lines are
+// searched for evidence.
+const LogEvidenceTail = 200
+
+// LogEvidencePattern is the extended regular expression (matched without
+// case) of log lines showing that a node cannot follow the primary.
+const LogEvidencePattern = `pg_rewind.*(fail|error|could not)|(fail|error|could not).*pg_rewind|` +
+	`is not a child of this server's history|database system identifier differs|` +
+	`does not know how to reach state|forked off from database system timeline|` +
+	`could not find previous WAL record|failed to initialize standby|` +
+	`requested starting point .* is ahead of the WAL flush position`
+
+// vmScript prints, in one round trip, every container and volume labelled
+// with the VM ($1) as docker inspect JSON, then the lines of each node
+// container's recent log that match LogEvidencePattern. Sections start
+// with "@@pgaf " lines; log lines are prefixed with "|" so that a log
+// cannot fake a section.
+const vmScript = `f="label=` + LabelVM + `=$1"
+p="$2"
+ids=$(docker ps -aq --no-trunc --filter "$f") || exit 1
+echo '@@pgaf containers'
+if [ -n "$ids" ]; then docker inspect --type container $ids; else echo '[]'; fi
+echo "@@pgaf rc $?"
+vols=$(docker volume ls -q --filter "$f") || exit 1
+echo '@@pgaf volumes'
+if [ -n "$vols" ]; then docker volume inspect $vols; else echo '[]'; fi
+echo "@@pgaf rc $?"
+for id in $(docker ps -aq --no-trunc --filter "$f" --filter "label=` + LabelRole + `=` + RoleNode + `"); do
+  echo "@@pgaf logs $id"
+  docker logs --tail "$3" "$id" 2>&1 | grep -E -i -e "$p" | tail -n "$4" | sed 's/^/|/'
+done
+echo '@@pgaf end'
+`
+
+// VMCommand is the argv ObserveVM runs on a VM: one sh -c script.
+func VMCommand(vm string) []string {
+	return []string{"sh", "-c", vmScript, "sh", vm, LogEvidencePattern,
+		strconv.Itoa(LogEvidenceTail), strconv.Itoa(MaxLogEvidence)}
+}
+
+// ObserveVM reads every container and volume labelled as the VM's, in one
+// round trip over r. It never fails: a VM that cannot be reached, or whose
+// Docker does not answer, or whose answer cannot be parsed, is returned
+// with Reached false and Error saying why. Containers and volumes are
+// sorted by name; only pgaf.* labels are kept.
+func ObserveVM(ctx context.Context, r Runner, vm string) (res VM) {
+	res = VM{Name: vm, Containers: []Container{}, Volumes: []Volume{}}
+	defer func() {
+		if p := recover(); p != nil {
+			res = VM{Name: vm, Error: fmt.Sprintf("observe %s: panic: %v", vm, p), Containers: []Container{}, Volumes: []Volume{}}
+		}
+	}()
+	out, err := r.Run(ctx, vm, VMCommand(vm))
+	if err != nil {
+		res.Error = fmt.Sprintf("observe %s: %v", vm, err)
+		return res
+	}
+	cs, vs, err := parseVMOutput(out)
+	if err != nil {
+		res.Error = fmt.Sprintf("observe %s: %v", vm, err)
+		return res
+	}
+	res.Reached = true
+	res.Containers, res.Volumes = cs, vs
+	return res
+}
+
+// ObserveVMs observes the named VMs in parallel, each bounded by timeout
+// (when positive) and by ctx. The result is sorted by VM name.
+func ObserveVMs(ctx context.Context, r Runner, names []string, timeout time.Duration) []VM {
+	res := make([]VM, len(names))
+	var wg sync.WaitGroup
+	for i, name := range names {
+		wg.Go(func() {
+			vctx := ctx
+			if timeout > 0 {
+				var cancel context.CancelFunc
+				vctx, cancel = context.WithTimeout(ctx, timeout)
+				defer cancel()
+			}
+			res[i] = ObserveVM(vctx, r, name)
+		})
+	}
+	wg.Wait()
+	sort.SliceStable(res, func(i, j int) bool { return res[i].Name < res[j].Name })
+	return res
+}
+
+// inspectContainer is the part of `docker inspect` we read.
+type inspectContainer struct {
+	ID           string `json:"Id"`
+	Name         string `json:"Name"`
+	RestartCount int    `json:"RestartCount"`
+	State        struct {
+		Status    string `json:"Status"`
+		StartedAt string `json:"StartedAt"`
+	} `json:"State"`
+	Config struct {
+		Image  string            `json:"Image"`
+		Labels map[string]string `json:"Labels"`
+	} `json:"Config"`
+}
+
+// inspectVolume is the part of `docker volume inspect` we read.
+type inspectVolume struct {
+	Name      string            `json:"Name"`
+	Labels    map[string]string `json:"Labels"`
+	UsageData *struct {
+		Size int64 `json:"Size"`
+	} `json:"UsageData"`
+}
+
+// section is one "@@pgaf ..." part of the script's output.
+type section struct {
+	header string // "containers", "volumes", "logs <id>", "end"
+	body   []byte
+	rc     string // from a trailing "@@pgaf rc N" line, if any
+}
+
+func splitSections(out []byte) ([]section, error) {
+	var secs []section
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	sc.Buffer(make([]byte, 0, 64*1024), 64*1024*1024)
+	for sc.Scan() {
+		line := sc.Text()
+		if h, ok := strings.CutPrefix(line, "@@pgaf "); ok {
+			if rc, ok := strings.CutPrefix(h, "rc "); ok && len(secs) > 0 {
+				secs[len(secs)-1].rc = rc
+				continue
+			}
+			secs = append(secs, section{header: h})
+			continue
+		}
+		if len(secs) == 0 {
+			continue // noise before the first section (a login banner)
+		}
+		s := &secs[len(secs)-1]
+		s.body = append(s.body, line...)
+		s.body = append(s.body, '\n')
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("read docker output: %w", err)
+	}
+	if len(secs) == 0 || secs[len(secs)-1].header != "end" {
+		return nil, errors.New("docker output truncated (no end marker)")
+	}
+	return secs, nil
+}
+
+func parseVMOutput(out []byte) ([]Container, []Volume, error) {
+	secs, err := splitSections(out)
+	if err != nil {
+		return nil, nil, err
+	}
+	var (
+		rawCs    []inspectContainer
+		rawVs    []inspectVolume
+		gotC     bool
+		gotV     bool
+		evidence = map[string][]string{}
+	)
+	for _, s := range secs {
+		switch {
+		case s.header == "containers":
+			if err := decodeSection(s, &rawCs); err != nil {
+				return nil, nil, fmt.Errorf("docker inspect: %w", err)
+			}
+			gotC = true
+		case s.header == "volumes":
+			if err := decodeSection(s, &rawVs); err != nil {
+				return nil, nil, fmt.Errorf("docker volume inspect: %w", err)
+			}
+			gotV = true
+		case strings.HasPrefix(s.header, "logs "):
+			id := strings.TrimPrefix(s.header, "logs ")
+			evidence[id] = parseEvidence(s.body)
+		}
+	}
+	if !gotC || !gotV {
+		return nil, nil, errors.New("docker output lacks the containers or volumes section")
+	}
+	cs := make([]Container, 0, len(rawCs))
+	for _, rc := range rawCs {
+		c := Container{
+			Name:         strings.TrimPrefix(rc.Name, "/"),
+			ID:           rc.ID,
+			Image:        rc.Config.Image,
+			State:        rc.State.Status,
+			RestartCount: rc.RestartCount,
+			Labels:       ourLabels(rc.Config.Labels),
+		}
+		c.Cluster = c.Labels[LabelCluster]
+		c.Node = c.Labels[LabelNode]
+		c.Role = c.Labels[LabelRole]
+		c.SpecHash = c.Labels[LabelSpecHash]
+		c.Rebuild = c.Labels[LabelRebuild]
+		if t, err := time.Parse(time.RFC3339Nano, rc.State.StartedAt); err == nil && t.Year() > 1 {
+			c.StartedAt = t.UTC()
+		}
+		if c.Role == RoleNode {
+			c.LogEvidence = evidence[rc.ID]
+		}
+		cs = append(cs, c)
+	}
+	sort.Slice(cs, func(i, j int) bool { return cs[i].Name < cs[j].Name })
+	vs := make([]Volume, 0, len(rawVs))
+	for _, rv := range rawVs {
+		v := Volume{Name: rv.Name, SizeBytes: -1, Labels: ourLabels(rv.Labels)}
+		v.Cluster = v.Labels[LabelCluster]
+		v.Node = v.Labels[LabelNode]
+		v.Rebuild = v.Labels[LabelRebuild]
+		if rv.UsageData != nil && rv.UsageData.Size >= 0 {
+			v.SizeBytes = rv.UsageData.Size
+		}
+		vs = append(vs, v)
+	}
+	sort.Slice(vs, func(i, j int) bool { return vs[i].Name < vs[j].Name })
+	return cs, vs, nil
+}
+
+// decodeSection decodes a section's JSON array. docker inspect exits 1 when
+// an object vanished between listing and inspecting but still prints the
+// others, so a non-zero rc is an error only when the JSON is unusable.
+func decodeSection(s section, v any) error {
+	body := bytes.TrimSpace(s.body)
+	if len(body) == 0 {
+		if s.rc != "" && s.rc != "0" {
+			return fmt.Errorf("exit status %s and no output", s.rc)
+		}
+		return errors.New("no output")
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		if s.rc != "" && s.rc != "0" {
+			return fmt.Errorf("exit status %s: %w", s.rc, err)
+		}
+		return err
+	}
+	return nil
+}
+
+func parseEvidence(body []byte) []string {
+	var lines []string
+	for _, l := range strings.Split(string(body), "\n") {
+		l, ok := strings.CutPrefix(l, "|")
+		if !ok {
+			continue
+		}
+		l = strings.TrimRight(l, "\r ")
+		if l != "" {
+			lines = append(lines, l)
+		}
+	}
+	if len(lines) > MaxLogEvidence {
+		lines = lines[len(lines)-MaxLogEvidence:]
+	}
+	return lines
+}
+
+// ourLabels keeps the pgaf.* labels (an image's own labels are noise).
+func ourLabels(all map[string]string) map[string]string {
+	m := map[string]string{}
+	for k, v := range all {
+		if strings.HasPrefix(k, "pgaf.") {
+			m[k] = v
+		}
+	}
+	if len(m) == 0 {
+		return nil
+	}
+	return m
+}
