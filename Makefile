@@ -60,7 +60,10 @@ baseline: lab-up
 test-unit:
 	$(GO) test ./...
 
+# TestLabReset tears the lab down and builds it again, so it runs alone,
+# before the rest of the suite.
 test-e2e: lab-up
+	E2E_LAB_RESET=1 $(GO) test -tags e2e -count=1 -timeout 20m -run '^TestLabReset$$' ./e2e/
 	$(GO) test -tags e2e -count=1 -timeout $(E2E_TIMEOUT) ./e2e/
 
 test: test-unit test-e2e
