@@ -8,6 +8,7 @@ import (
 	"slices"
 	"sort"
 	"strconv"
+	"strings"
 
 	"github.com/pgaf-gitops/reconciler/desired"
 	"github.com/pgaf-gitops/reconciler/observe"
@@ -225,6 +226,12 @@ func NodeSpec(st *desired.State, c *desired.Cluster, n *desired.Node) ContainerS
 		"--dbname", c.Database,
 	}, authArgs(c)...)
 	s.Command = append(s.Command, "--run")
+	if len(c.ClientNetworks) > 0 {
+		// The image's entrypoint admits these networks in pg_hba.conf (the
+		// rules pg_autoctl writes admit only the cluster's nodes).
+		s.Env["PGAF_CLIENT_NETWORKS"] = strings.Join(c.ClientNetworks, ",")
+		s.Env["PGAF_CLIENT_AUTH"] = c.Auth
+	}
 	if n.Rebuild != "" {
 		s.Labels[observe.LabelRebuild] = n.Rebuild
 	}

@@ -43,6 +43,10 @@ func init() {
 	verbs = map[string]verb{
 		"validate": {"check the desired state; every problem as FILE:LINE:COL: message", runValidate},
 		"plan":     {"show what apply would do (text, json or markdown); exit 2 when there are changes with --detailed-exitcode", runPlan},
+		"apply":    {"converge once, step by step, with progress", runApply},
+		"observe":  {"write one observation of every VM and monitor as JSON", runObserve},
+		"status":   {"the monitor's and Docker's views joined in one table, and recent monitor events", runStatus},
+		"dsn":      {"the multi-host connection string for applications", runDSN},
 	}
 }
 

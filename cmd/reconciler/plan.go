@@ -12,7 +12,7 @@ import (
 )
 
 type planOptions struct {
-	desired          string
+	live             liveFlags
 	observation      string
 	output           string
 	color            string
@@ -30,20 +30,14 @@ func (o *planOptions) check() error {
 	default:
 		return fmt.Errorf("--color must be auto, always or never, not %q", o.color)
 	}
-	if o.desired == "" {
-		return fmt.Errorf("--desired PATH is required")
-	}
-	if o.observation == "" {
-		return fmt.Errorf("--observation FILE is required")
-	}
 	return nil
 }
 
 func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("plan", "--desired PATH --observation FILE [options]", "Show, without acting, what apply would do: what exists, what will change and why,\nin the order it will run.")
+	fs := newFlags("plan", "[--config FILE] [--desired PATH] [--observation FILE] [options]", "Show, without acting, what apply would do: what exists, what will change and why,\nin the order it will run.")
 	var o planOptions
-	fs.StringVar(&o.desired, "desired", "", "desired-state file or directory")
-	fs.StringVar(&o.observation, "observation", "", "observation JSON file (from `reconciler observe --output json`)")
+	o.live.register(fs)
+	fs.StringVar(&o.observation, "observation", "", "plan against this observation JSON file (from `reconciler observe`) instead of observing live")
 	fs.StringVar(&o.output, "output", "text", "text, json or markdown")
 	fs.StringVar(&o.color, "color", "auto", "colour the text output: auto (on a terminal), always, never")
 	fs.BoolVar(&o.detailedExitcode, "detailed-exitcode", false, "exit 0 when there are no changes, 2 when there are, 1 on error")
@@ -53,13 +47,31 @@ func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err := o.check(); err != nil {
 		return &usageError{fs: fs, msg: err.Error()}
 	}
-	st, err := desired.Load(o.desired)
-	if err != nil {
-		return &hintError{err: err, hint: "run `reconciler validate " + o.desired + "` for the full list"}
-	}
-	obs, err := readObservation(o.observation)
-	if err != nil {
-		return err
+	var st *desired.State
+	var obs *observe.Observation
+	if o.observation != "" {
+		path := o.live.desired
+		if path == "" {
+			cfg, err := loadConfig(o.live.config)
+			if err != nil {
+				return err
+			}
+			path = cfg.Desired
+		}
+		var err error
+		if st, err = desired.Load(path); err != nil {
+			return &hintError{err: err, hint: "run `reconciler validate " + path + "` for the full list"}
+		}
+		if obs, err = readObservation(o.observation); err != nil {
+			return err
+		}
+	} else {
+		s, err := openSession(o.live, stderr)
+		if err != nil {
+			return err
+		}
+		defer s.Close()
+		st, obs = s.st, s.observe(ctx)
 	}
 	p := reconcile.Plan(st, obs)
 	if err := writePlan(stdout, p, o.output, o.color); err != nil {

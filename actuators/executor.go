@@ -1,0 +1,206 @@
+package actuators
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/pgaf-gitops/reconciler/desired"
+	"github.com/pgaf-gitops/reconciler/observe"
+	"github.com/pgaf-gitops/reconciler/reconcile"
+)
+
+// Containers is what the executor needs of Docker on the VMs. *Docker
+// implements it over SSH.
+type Containers interface {
+	EnsureVolume(ctx context.Context, vm, name string, labels map[string]string) error
+	EnsureContainer(ctx context.Context, spec reconcile.ContainerSpec) error
+	StartContainer(ctx context.Context, vm, name string) error
+	StopContainer(ctx context.Context, vm, name string) error
+	RemoveContainer(ctx context.Context, vm, name string) error
+	RemoveVolume(ctx context.Context, vm, name string) error
+	Exec(ctx context.Context, vm, container string, argv []string) ([]byte, error)
+}
+
+// Executor carries out one plan action, idempotently: running it twice
+// leaves the same state as running it once.
+type Executor struct {
+	State   *desired.State
+	Docker  Containers
+	Observe func(ctx context.Context) *observe.Observation
+	Log     *slog.Logger
+	// Progress receives a line while a wait is in progress.
+	Progress io.Writer
+	// PollInterval is the period of a wait's observations (default 1s).
+	PollInterval time.Duration
+	// ProgressInterval is the period of a wait's progress lines (default 10s).
+	ProgressInterval time.Duration
+}
+
+// WaitTimeoutError is returned when a wait's condition did not hold in time.
+type WaitTimeoutError struct {
+	Cluster string
+	Cond    reconcile.Condition
+	Last    string // what the last observation showed
+}
+
+func (e *WaitTimeoutError) Error() string {
+	what := "the monitor to answer"
+	if e.Cond.Node != "monitor" {
+		what = fmt.Sprintf("%s to be %v", e.Cond.Node, e.Cond.States)
+	}
+	b, _ := e.Cond.Timeout.MarshalText()
+	return fmt.Sprintf("cluster %s: waited %s for %s; last seen: %s", e.Cluster, b, what, e.Last)
+}
+
+func (x *Executor) cluster(name string) (*desired.Cluster, error) {
+	for i := range x.State.Clusters {
+		if x.State.Clusters[i].Name == name {
+			return &x.State.Clusters[i], nil
+		}
+	}
+	return nil, fmt.Errorf("cluster %s is not in the desired state", name)
+}
+
+func (x *Executor) monitor(c *desired.Cluster) *Monitor {
+	return NewMonitor(observe.MonitorConnStringFor(x.State, c))
+}
+
+// Execute carries out a.
+func (x *Executor) Execute(ctx context.Context, a reconcile.Action) error {
+	c, err := x.cluster(a.Cluster)
+	if err != nil {
+		return err
+	}
+	switch a.Kind {
+	case reconcile.CreateMonitor, reconcile.CreateNode:
+		if err := x.Docker.EnsureVolume(ctx, a.VM, a.Volume, VolumeLabels(*a.Spec)); err != nil {
+			return err
+		}
+		return x.Docker.EnsureContainer(ctx, *a.Spec)
+	case reconcile.ReplaceContainer:
+		return x.Docker.EnsureContainer(ctx, *a.Spec)
+	case reconcile.StartContainer:
+		return x.Docker.StartContainer(ctx, a.VM, a.Spec.Name)
+	case reconcile.StopContainer:
+		return x.Docker.StopContainer(ctx, a.VM, reconcile.ContainerName(a.Cluster, a.Node))
+	case reconcile.RemoveContainer:
+		return x.Docker.RemoveContainer(ctx, a.VM, reconcile.ContainerName(a.Cluster, a.Node))
+	case reconcile.RemoveVolume:
+		return x.Docker.RemoveVolume(ctx, a.VM, a.Volume)
+	case reconcile.Wait:
+		return x.wait(ctx, a)
+	case reconcile.SetMonitorSettings:
+		return x.setMonitorSettings(ctx, c, a)
+	case reconcile.SetFormation:
+		n, err := strconv.Atoi(a.Settings["number_sync_standbys"])
+		if err != nil {
+			return fmt.Errorf("number_sync_standbys: %w", err)
+		}
+		return x.monitor(c).SetNumberSyncStandbys(ctx, c.Formation, n)
+	case reconcile.SetNodeSettings:
+		m := x.monitor(c)
+		if v, ok := a.Settings["candidate_priority"]; ok {
+			p, err := strconv.Atoi(v)
+			if err != nil {
+				return fmt.Errorf("candidate_priority: %w", err)
+			}
+			if err := m.SetCandidatePriority(ctx, c.Formation, a.Node, p); err != nil {
+				return err
+			}
+		}
+		if v, ok := a.Settings["replication_quorum"]; ok {
+			return m.SetReplicationQuorum(ctx, c.Formation, a.Node, v == "true")
+		}
+		return nil
+	case reconcile.Switchover:
+		return x.monitor(c).PerformSwitchover(ctx, c.Formation, 0, a.Node)
+	case reconcile.RemoveNode:
+		return x.monitor(c).RemoveNodeByID(ctx, a.NodeID, a.Force)
+	case reconcile.EnableMaintenance:
+		return x.monitor(c).StartMaintenance(ctx, a.NodeID)
+	case reconcile.DisableMaintenance:
+		return x.monitor(c).StopMaintenance(ctx, a.NodeID)
+	}
+	return fmt.Errorf("action kind %q has no executor", a.Kind)
+}
+
+// setMonitorSettings lets autoctl_node change the named pgautofailover.*
+// settings (a GRANT run once, as the superuser, through psql in the
+// monitor's container: the monitor admits its superuser only locally),
+// then changes them over SQL with ALTER SYSTEM and a reload.
+func (x *Executor) setMonitorSettings(ctx context.Context, c *desired.Cluster, a reconcile.Action) error {
+	stmts, err := SettingsGrantStatements(reconcile.SortedKeys(a.Settings))
+	if err != nil {
+		return err
+	}
+	argv := []string{"psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", "pg_auto_failover", "-p", strconv.Itoa(c.Monitor.Port)}
+	for _, s := range stmts {
+		argv = append(argv, "-c", s)
+	}
+	if _, err := x.Docker.Exec(ctx, c.Monitor.VM, reconcile.ContainerName(c.Name, "monitor"), argv); err != nil {
+		return fmt.Errorf("grant settings to autoctl_node: %w", err)
+	}
+	return x.monitor(c).SetSettings(ctx, a.Settings)
+}
+
+// wait polls observations until the action's condition holds, printing a
+// progress line now and then. Waiting changes nothing, so an interrupt
+// may end it at any time.
+func (x *Executor) wait(ctx context.Context, a reconcile.Action) error {
+	poll, every := x.PollInterval, x.ProgressInterval
+	if poll <= 0 {
+		poll = time.Second
+	}
+	if every <= 0 {
+		every = 10 * time.Second
+	}
+	start := time.Now()
+	deadline := start.Add(time.Duration(a.Until.Timeout))
+	lastProgress := start
+	last := "nothing observed yet"
+	for {
+		obs := x.Observe(ctx)
+		if a.Until.Satisfied(a.Cluster, obs) {
+			return nil
+		}
+		last = describeNode(obs, a.Cluster, a.Until.Node)
+		now := time.Now()
+		if now.After(deadline) {
+			return &WaitTimeoutError{Cluster: a.Cluster, Cond: *a.Until, Last: last}
+		}
+		if now.Sub(lastProgress) >= every && x.Progress != nil {
+			fmt.Fprintf(x.Progress, "    ... still waiting (%s of %s): %s\n", now.Sub(start).Round(time.Second), time.Duration(a.Until.Timeout), last)
+			lastProgress = now
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(poll):
+		}
+	}
+}
+
+func describeNode(obs *observe.Observation, cluster, node string) string {
+	for _, c := range obs.Clusters {
+		if c.Name != cluster {
+			continue
+		}
+		if !c.Monitor.Reached {
+			return "monitor not reached: " + c.Monitor.Error
+		}
+		if node == "monitor" {
+			return "monitor answers"
+		}
+		for _, n := range c.Monitor.Nodes {
+			if n.Name == node {
+				return fmt.Sprintf("%s reported %s, assigned %s, health %s", n.Name, n.ReportedState, n.AssignedState, n.Health)
+			}
+		}
+		return node + " is not registered on the monitor yet"
+	}
+	return "cluster not observed"
+}

@@ -1,0 +1,74 @@
+package observe
+
+import (
+	"context"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/pgaf-gitops/reconciler/desired"
+)
+
+// Options bound an observation.
+type Options struct {
+	// Timeout bounds each VM's and each monitor's observation (default 10s).
+	Timeout time.Duration
+	// Now is the observation's clock (default time.Now).
+	Now func() time.Time
+}
+
+// Observe takes one observation of everything the desired state names:
+// every VM over r and every cluster's monitor over SQL, all in parallel,
+// each bounded by opts.Timeout. Nothing unreachable is an error: it is
+// recorded in the observation.
+func Observe(ctx context.Context, st *desired.State, r Runner, opts Options) *Observation {
+	if opts.Timeout <= 0 {
+		opts.Timeout = 10 * time.Second
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	obs := &Observation{Version: SchemaVersion, Time: opts.Now().UTC().Truncate(time.Millisecond)}
+	names := make([]string, 0, len(st.VMs))
+	for _, vm := range st.VMs {
+		names = append(names, vm.Name)
+	}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		obs.VMs = ObserveVMs(ctx, r, names, opts.Timeout)
+	}()
+	obs.Clusters = make([]Cluster, len(st.Clusters))
+	for i := range st.Clusters {
+		c := &st.Clusters[i]
+		obs.Clusters[i].Name = c.Name
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			mctx, cancel := context.WithTimeout(ctx, opts.Timeout)
+			defer cancel()
+			obs.Clusters[i].Monitor = ObserveMonitor(mctx, MonitorConnStringFor(st, c), c.Formation)
+		}()
+	}
+	wg.Wait()
+	sort.Slice(obs.Clusters, func(i, j int) bool { return obs.Clusters[i].Name < obs.Clusters[j].Name })
+	return obs
+}
+
+// MonitorConnStringFor is the connection string of a cluster's monitor as
+// the reconciler reaches it: the monitor VM's address and port, user
+// autoctl_node.
+func MonitorConnStringFor(st *desired.State, c *desired.Cluster) string {
+	host := c.Monitor.VM
+	for _, vm := range st.VMs {
+		if vm.Name == c.Monitor.VM {
+			host = vm.Address
+		}
+	}
+	sslmode := "prefer"
+	if c.SSL == "self-signed" {
+		sslmode = "require"
+	}
+	return MonitorConnString(host, c.Monitor.Port, sslmode)
+}
