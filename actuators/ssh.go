@@ -369,6 +369,25 @@ func (e *SSHExecutor) dial(ctx context.Context, h *sshHost) (*ssh.Client, error)
 	}
 	defer closeAgent()
 
+	// With known_hosts, ask the server for the key types it lists. If the
+	// server has none of them, dial once more unrestricted, so that the
+	// refusal names the key it does offer (a changed key).
+	restrict := known != nil
+	for {
+		client, err := e.handshake(ctx, h, auth, known, restrict)
+		var ane *ssh.AlgorithmNegotiationError
+		if restrict && errors.As(err, &ane) && ane.What == "host key" {
+			restrict = false
+			continue
+		}
+		return client, err
+	}
+}
+
+func (e *SSHExecutor) handshake(ctx context.Context, h *sshHost, auth ssh.AuthMethod, known ssh.HostKeyCallback, restrict bool) (*ssh.Client, error) {
+	connErr := func(op string, err error) error {
+		return &ConnError{VM: h.Name, Address: h.addr, Op: op, Err: err}
+	}
 	var d net.Dialer
 	nc, err := d.DialContext(ctx, "tcp", h.addr)
 	if err != nil {
@@ -383,9 +402,13 @@ func (e *SSHExecutor) dial(ctx context.Context, h *sshHost) (*ssh.Client, error)
 		HostKeyCallback: e.hostKeyCallback(h, known),
 		Timeout:         e.cfg.ConnectTimeout,
 	}
-	if known != nil {
+	if restrict {
 		cfg.HostKeyAlgorithms = e.knownAlgorithms(known, h, nc.RemoteAddr())
-	} else {
+	}
+	if cfg.HostKeyAlgorithms == nil {
+		// A pin, an unknown host, or none of the known types offered:
+		// prefer what OpenSSH prefers, so that the fingerprint we pin or
+		// report is the one `ssh` and `ssh-keyscan` show.
 		cfg.HostKeyAlgorithms = openSSHHostKeyAlgorithms
 	}
 	sc, chans, reqs, err := ssh.NewClientConn(nc, h.addr, cfg)
@@ -439,8 +462,7 @@ func (e *SSHExecutor) auth() (ssh.AuthMethod, func(), error) {
 }
 
 // openSSHHostKeyAlgorithms is the host key preference of OpenSSH's client
-// (ed25519 first), used with a pinned fingerprint so that the key offered
-// is the one `ssh` and `ssh-keyscan` users see by default.
+// (ed25519 first; the ssh package alone would prefer ECDSA).
 var openSSHHostKeyAlgorithms = []string{
 	ssh.KeyAlgoED25519,
 	ssh.KeyAlgoECDSA256, ssh.KeyAlgoECDSA384, ssh.KeyAlgoECDSA521,

@@ -1,7 +1,10 @@
 package actuators
 
 import (
+	"bytes"
 	"context"
+	"crypto/rand"
+	"crypto/rsa"
 	"errors"
 	"fmt"
 	"net"
@@ -150,6 +153,11 @@ func TestSSHHostKeyRefused(t *testing.T) {
 		{"changed_host_key", func(c *SSHConfig, h *Host) {
 			c.KnownHostsFiles = []string{s.KnownHosts("other_known_hosts", randomKey(t))}
 		}, HostKeyChanged},
+		{"changed_host_key_of_another_type", func(c *SSHConfig, h *Host) {
+			// known_hosts has an RSA key; the server offers none: the
+			// refusal must still name the key it does offer.
+			c.KnownHostsFiles = []string{s.KnownHosts("rsa_known_hosts", rsaKey(t))}
+		}, HostKeyChanged},
 		{"wrong_pin", func(c *SSHConfig, h *Host) {
 			c.KnownHostsFiles = nil
 			h.HostKeyFingerprint = ssh.FingerprintSHA256(randomKey(t))
@@ -185,6 +193,43 @@ func TestSSHHostKeyRefused(t *testing.T) {
 			}
 		})
 	}
+}
+
+// The server has an ed25519 and an ECDSA host key. A known_hosts file
+// that lists either one must be enough: the client asks for the types it
+// can verify.
+func TestSSHKnownHostsWithOneOfSeveralServerKeys(t *testing.T) {
+	s := startSSHD(t)
+	tests := []struct {
+		name string
+		key  ssh.PublicKey
+	}{
+		{"ed25519_only", s.HostKey},
+		{"ecdsa_only", s.ECDSAKey},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := s.Executor(t, "vm1", func(c *SSHConfig, h *Host) {
+				c.KnownHostsFiles = []string{s.KnownHosts(tt.name, tt.key)}
+			})
+			if _, err := e.Run(testCtx(t, 2*time.Minute), "vm1", []string{"true"}); err != nil {
+				t.Fatalf("Run: %v", err)
+			}
+		})
+	}
+}
+
+func rsaKey(t *testing.T) ssh.PublicKey {
+	t.Helper()
+	k, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := ssh.NewPublicKey(&k.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pub
 }
 
 func TestSSHPinnedFingerprintAccepted(t *testing.T) {
@@ -476,4 +521,51 @@ func writeKeyFile(t *testing.T) string {
 	p := filepath.Join(t.TempDir(), "key")
 	writeKey(t, p)
 	return p
+}
+
+func TestPidWriter(t *testing.T) {
+	tests := []struct {
+		name    string
+		writes  []string
+		wantPID int
+		wantOut string
+	}{
+		{"one_write", []string{"pgaf-pid 123\nerror text\n"}, 123, "error text\n"},
+		{"split_line", []string{"pgaf-p", "id 45", "6\nrest", " more"}, 456, "rest more"},
+		{"pid_only", []string{"pgaf-pid 7\n"}, 7, ""},
+		{"no_pid_line", []string{"bash: warning\n", "x"}, 0, "bash: warning\nx"},
+		{"unterminated_short", []string{"oops"}, 0, "oops"},
+		{"long_first_line", []string{strings.Repeat("e", 100)}, 0, strings.Repeat("e", 100)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var buf strings.Builder
+			p := &pidWriter{w: &buf}
+			for _, w := range tt.writes {
+				if n, err := p.Write([]byte(w)); err != nil || n != len(w) {
+					t.Fatalf("Write(%q) = %d, %v", w, n, err)
+				}
+			}
+			p.flush()
+			if p.pid() != tt.wantPID || buf.String() != tt.wantOut {
+				t.Errorf("pid %d, out %q; want %d, %q", p.pid(), buf.String(), tt.wantPID, tt.wantOut)
+			}
+		})
+	}
+}
+
+func TestStderrIsCapped(t *testing.T) {
+	var buf bytes.Buffer
+	w := &tailWriter{buf: &buf, max: 100}
+	for i := range 1000 {
+		fmt.Fprintf(w, "line %d\n", i)
+	}
+	if buf.Len() > 100 || !strings.HasSuffix(buf.String(), "line 999\n") {
+		t.Errorf("kept %d bytes ending %q, want at most 100 ending with the last line", buf.Len(), buf.String())
+	}
+	long := strings.Repeat("x", 2*maxStderr) + "the end"
+	got := trimStderr([]byte(long + "\n\n"))
+	if len(got) > maxStderr+3 || !strings.HasSuffix(got, "the end") || !strings.HasPrefix(got, "...") {
+		t.Errorf("trimStderr kept %d bytes: %q...", len(got), got[:10])
+	}
 }

@@ -3,7 +3,9 @@ package actuators
 import (
 	"bufio"
 	"bytes"
+	"crypto/ecdsa"
 	"crypto/ed25519"
+	"crypto/elliptic"
 	"crypto/rand"
 	"encoding/pem"
 	"errors"
@@ -26,12 +28,15 @@ import (
 // testSSHD is a real OpenSSH server on 127.0.0.1 with its own config,
 // host key and authorised client key, started for one test.
 type testSSHD struct {
-	t        *testing.T
-	dir      string
-	Port     int
-	Addr     string // 127.0.0.1:port
-	HostKey  ssh.PublicKey
-	HostFP   string // SHA256:...
+	t       *testing.T
+	dir     string
+	Port    int
+	Addr    string        // 127.0.0.1:port
+	HostKey ssh.PublicKey // ed25519
+	HostFP  string        // SHA256:... of HostKey
+	// ECDSAKey is the server's second host key: a Go client prefers ECDSA,
+	// OpenSSH prefers ed25519, and both must work.
+	ECDSAKey ssh.PublicKey
 	KeyFile  string // the client's private key
 	config   string
 	mu       sync.Mutex
@@ -79,6 +84,27 @@ func writeKey(t *testing.T, path string) ssh.Signer {
 	return s
 }
 
+// writeECDSAKey writes a new ECDSA P-256 private key in OpenSSH format.
+func writeECDSAKey(t *testing.T, path string) ssh.Signer {
+	t.Helper()
+	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, err := ssh.MarshalPrivateKey(priv, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, pem.EncodeToMemory(block), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s, err := ssh.NewSignerFromKey(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
 // startSSHD starts sshd as the current user (root here) and stops it in
 // t.Cleanup.
 func startSSHD(t *testing.T) *testSSHD {
@@ -96,6 +122,7 @@ func startSSHD(t *testing.T) *testSSHD {
 	hostSigner := writeKey(t, filepath.Join(dir, "host_key"))
 	s.HostKey = hostSigner.PublicKey()
 	s.HostFP = ssh.FingerprintSHA256(s.HostKey)
+	s.ECDSAKey = writeECDSAKey(t, filepath.Join(dir, "host_ecdsa_key")).PublicKey()
 	client := writeKey(t, s.KeyFile)
 	if err := os.WriteFile(filepath.Join(dir, "authorized_keys"), ssh.MarshalAuthorizedKey(client.PublicKey()), 0o600); err != nil {
 		t.Fatal(err)
@@ -105,6 +132,7 @@ func startSSHD(t *testing.T) *testSSHD {
 	s.config = filepath.Join(dir, "sshd_config")
 	conf := fmt.Sprintf(`Port %d
 ListenAddress 127.0.0.1
+HostKey %s
 HostKey %s
 PidFile %s
 AuthorizedKeysFile %s
@@ -117,7 +145,7 @@ UsePAM no
 MaxSessions 10
 MaxStartups 100
 LogLevel VERBOSE
-`, s.Port, filepath.Join(dir, "host_key"), filepath.Join(dir, "sshd.pid"), filepath.Join(dir, "authorized_keys"))
+`, s.Port, filepath.Join(dir, "host_ecdsa_key"), filepath.Join(dir, "host_key"), filepath.Join(dir, "sshd.pid"), filepath.Join(dir, "authorized_keys"))
 	if err := os.WriteFile(s.config, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}
