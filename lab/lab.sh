@@ -112,6 +112,7 @@ cmd_base() {
 		return 0
 	fi
 	log "pull failed; building $BASE_IMAGE with debootstrap"
+	local t0=$SECONDS
 	cmd_host_tools
 	local mirror rootfs
 	mirror=$(apt_mirror) || die "cannot find the Debian mirror in the apt sources"
@@ -139,7 +140,7 @@ cmd_base() {
 		| docker import -c 'CMD ["bash"]' -c 'ENV LANG=C.UTF-8' - "$BASE_IMAGE" >/dev/null
 	as_root rm -rf "$rootfs"
 	trap - EXIT
-	log "imported $BASE_IMAGE"
+	log "imported $BASE_IMAGE ($((SECONDS - t0)) s)"
 }
 
 # ---------------------------------------------------------------- images
@@ -149,13 +150,13 @@ cmd_base() {
 docker_build() {
 	local tag=$1 dir=$2
 	shift 2
-	local out
-	if out=$(docker build -q -t "$tag" "$@" "$dir" 2>&1); then
-		return 0
+	local out t0=$SECONDS
+	if ! out=$(docker build -q -t "$tag" "$@" "$dir" 2>&1); then
+		log "build of $tag on the default bridge failed; retrying with --network host"
+		printf '%s\n' "$out" | tail -n 5 >&2
+		docker build -q --network host -t "$tag" "$@" "$dir" >/dev/null
 	fi
-	log "build of $tag on the default bridge failed; retrying with --network host"
-	printf '%s\n' "$out" | tail -n 5 >&2
-	docker build -q --network host -t "$tag" "$@" "$dir" >/dev/null
+	log "built $tag ($((SECONDS - t0)) s)"
 }
 
 cmd_image() {
