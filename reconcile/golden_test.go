@@ -60,6 +60,7 @@ var goldenCases = map[string]goldenCase{
 	}, obs: converged},
 	"node_removed": {change: func(st *desired.State) {
 		st.Clusters[0].Nodes = st.Clusters[0].Nodes[:2]
+		st.Clusters[0].NumberSyncStandbys = 0
 	}, obs: func(st *desired.State) *observe.Observation {
 		full := st.Clusters[0].Nodes
 		st.Clusters[0].Nodes = append(full[:2:2], desired.Node{Name: "node3", VM: "vm3", Port: 5433, CandidatePriority: 50, ReplicationQuorum: boolp(true)})
@@ -69,6 +70,7 @@ var goldenCases = map[string]goldenCase{
 	}},
 	"primary_removed": {change: func(st *desired.State) {
 		st.Clusters[0].Nodes = st.Clusters[0].Nodes[1:]
+		st.Clusters[0].NumberSyncStandbys = 0
 	}, obs: func(st *desired.State) *observe.Observation {
 		c := &st.Clusters[0]
 		kept := c.Nodes

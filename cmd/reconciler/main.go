@@ -16,6 +16,8 @@ import (
 	"sort"
 	"strings"
 	"syscall"
+
+	"github.com/pgaf-gitops/reconciler/desired"
 )
 
 // Exit codes, as `terraform plan -detailed-exitcode` uses them.
@@ -121,7 +123,14 @@ func exitCode(err error, stderr io.Writer) int {
 		ue.fs.Usage()
 		return exitError
 	}
-	fmt.Fprintf(stderr, "reconciler: %s\n", strings.TrimRight(err.Error(), "\n"))
+	var de desired.Errors
+	if errors.As(err, &de) {
+		// One problem a line, FILE:LINE:COL: message, nothing in front:
+		// editors and CI annotations read this format.
+		fmt.Fprintln(stderr, strings.TrimRight(de.Error(), "\n"))
+	} else {
+		fmt.Fprintf(stderr, "reconciler: %s\n", strings.TrimRight(err.Error(), "\n"))
+	}
 	var he *hintError
 	if errors.As(err, &he) && he.hint != "" {
 		fmt.Fprintf(stderr, "hint: %s\n", he.hint)

@@ -25,7 +25,7 @@ func TestValidate(t *testing.T) {
 	bad := filepath.Join(t.TempDir(), "bad.yaml")
 	os.WriteFile(bad, []byte("vms:\n  - name: vm1\n    adress: 10.0.0.1\n"), 0o644)
 	code, _, errOut := runCLI(t, "validate", bad)
-	if code != 1 || !strings.Contains(errOut, bad+":3:5: ") {
+	if code != 1 || !strings.Contains(errOut, "\n"+bad+":3:5: unknown key \"adress\" in vm; did you mean \"address\"?\n") || !strings.HasPrefix(errOut, bad+":2:5: ") {
 		t.Fatalf("exit %d, stderr %q", code, errOut)
 	}
 	code, out, _ = runCLI(t, "validate", "--show-defaults", "../../examples/cluster.yaml")
