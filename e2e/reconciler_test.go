@@ -217,7 +217,6 @@ func writeRow(ctx context.Context, dsn, note string) error {
 	return err
 }
 
-
 func TestReconcilerOnLab(t *testing.T) {
 	l := loadLab(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Minute)
