@@ -67,6 +67,12 @@ func Apply(ctx context.Context, st *desired.State, x *Executor, out io.Writer, l
 		}
 		a := p.Actions()[0]
 		alog := log.With("cluster", a.Cluster, "node", a.Node, "action", string(a.Kind), "trigger", a.Trigger, "commit", st.Commit)
+		if x.BeforeStep != nil {
+			if err := x.BeforeStep(ctx, a); err != nil {
+				o.Stopped = fmt.Sprintf("step %d (%s) not started", step, a.Describe())
+				return o, fmt.Errorf("step %d: %s: not started: %w", step, a.Describe(), err)
+			}
+		}
 		fmt.Fprintf(out, "step %d: %s\n    why: %s\n", step, a.Describe(), a.Reason)
 		for _, e := range a.Evidence {
 			fmt.Fprintf(out, "    evidence: %s\n", e)
@@ -87,6 +93,9 @@ func Apply(ctx context.Context, st *desired.State, x *Executor, out io.Writer, l
 			r.Err = err.Error()
 		}
 		o.Steps = append(o.Steps, r)
+		if x.AfterStep != nil {
+			x.AfterStep(r)
+		}
 		if err != nil {
 			if ctx.Err() != nil && a.Kind == reconcile.Wait {
 				o.Stopped = "interrupted"

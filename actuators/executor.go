@@ -38,6 +38,12 @@ type Executor struct {
 	PollInterval time.Duration
 	// ProgressInterval is the period of a wait's progress lines (default 10s).
 	ProgressInterval time.Duration
+	// BeforeStep, when set, is called by Apply before each step; an error
+	// stops Apply before the step runs (the service checks its lock here).
+	BeforeStep func(ctx context.Context, a reconcile.Action) error
+	// AfterStep, when set, is called by Apply after each executed step (the
+	// service counts actions by kind and result here).
+	AfterStep func(r StepResult)
 }
 
 // WaitTimeoutError is returned when a wait's condition did not hold in time.
