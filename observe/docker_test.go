@@ -74,7 +74,7 @@ func TestObserveVMParsesRealDockerOutput(t *testing.T) {
 	if d := cmp.Diff(VMCommand("vmcap"), r.calls[0].Argv); d != "" {
 		t.Errorf("argv (-want +got):\n%s", d)
 	}
-	started, err := time.Parse(time.RFC3339Nano, "2026-11-26T01:31:07.432015898Z")
+	started, err := time.Parse(time.RFC3339Nano, "2026-11-26T01:43:12.293720086Z")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -146,8 +146,10 @@ func TestObserveVMFailures(t *testing.T) {
 		{"ssh_error", "", errors.New("ssh vm1 (10.0.0.1:22): dial: connection refused"), "connection refused"},
 		{"empty_output", "", nil, "truncated"},
 		{"truncated_output", real[:len(real)/2], nil, "truncated"},
-		{"garbage_json", "@@pgaf containers\n[{\"Id\": \n@@pgaf rc 0\n@@pgaf volumes\n[]\n@@pgaf rc 0\n@@pgaf end\n", nil, "docker inspect"},
-		{"inspect_failed_no_output", "@@pgaf containers\n@@pgaf rc 1\n@@pgaf volumes\n[]\n@@pgaf rc 0\n@@pgaf end\n", nil, "exit status 1"},
+		{"garbage_json", "@@pgaf containers\n[{\"Id\": \n@@pgaf rc 0\n@@pgaf volumes\n@@pgaf rc 0\n@@pgaf end\n", nil, "docker inspect"},
+		{"inspect_failed_no_output", "@@pgaf containers\n@@pgaf rc 1\n@@pgaf volumes\n@@pgaf rc 0\n@@pgaf end\n", nil, "exit status 1"},
+		{"volume_ls_failed", "@@pgaf containers\n[]\n@@pgaf rc 0\n@@pgaf volumes\n@@pgaf rc 1\n@@pgaf end\n", nil, "docker volume ls: exit status 1"},
+		{"bad_volume_line", "@@pgaf containers\n[]\n@@pgaf rc 0\n@@pgaf volumes\n{\"Name\":\n@@pgaf rc 0\n@@pgaf end\n", nil, "docker volume ls"},
 		{"missing_volumes_section", "@@pgaf containers\n[]\n@@pgaf rc 0\n@@pgaf end\n", nil, "lacks"},
 	}
 	for _, tt := range tests {
@@ -175,7 +177,7 @@ func TestObserveVMTolerates(t *testing.T) {
 	}{
 		// A container removed between `docker ps` and `docker inspect`:
 		// inspect prints the others and exits 1.
-		{"vanished_container", "@@pgaf containers\n[{\"Id\":\"abc\",\"Name\":\"/c1\",\"State\":{\"Status\":\"exited\",\"StartedAt\":\"0001-01-01T00:00:00Z\"},\"Config\":{\"Image\":\"img\",\"Labels\":{\"pgaf.role\":\"node\",\"maintainer\":\"x\"}}}]\n@@pgaf rc 1\n@@pgaf volumes\n[]\n@@pgaf rc 0\n@@pgaf end\n",
+		{"vanished_container", "@@pgaf containers\n[{\"Id\":\"abc\",\"Name\":\"/c1\",\"State\":{\"Status\":\"exited\",\"StartedAt\":\"0001-01-01T00:00:00Z\"},\"Config\":{\"Image\":\"img\",\"Labels\":{\"pgaf.role\":\"node\",\"maintainer\":\"x\"}}}]\n@@pgaf rc 1\n@@pgaf volumes\n@@pgaf rc 0\n@@pgaf end\n",
 			func(t *testing.T, vm VM) {
 				if !vm.Reached || len(vm.Containers) != 1 || vm.Containers[0].Name != "c1" {
 					t.Fatalf("got %+v", vm)
@@ -187,13 +189,16 @@ func TestObserveVMTolerates(t *testing.T) {
 					t.Errorf("an image label was kept: %v", vm.Containers[0].Labels)
 				}
 			}},
-		{"login_banner_before_sections", "Welcome to vm1\n@@pgaf containers\n[]\n@@pgaf rc 0\n@@pgaf volumes\n[{\"Name\":\"v\",\"Labels\":null,\"UsageData\":{\"Size\":1234,\"RefCount\":1}}]\n@@pgaf rc 0\n@@pgaf end\n",
+		{"login_banner_before_sections", "Welcome to vm1\n@@pgaf containers\n[]\n@@pgaf rc 0\n@@pgaf volumes\n{\"Name\":\"v\",\"Labels\":{\"pgaf.vm\":\"vm1\",\"pgaf.rebuild\":\"\"},\"UsageData\":{\"Size\":1234,\"RefCount\":1}}\n@@pgaf rc 0\n@@pgaf end\n",
 			func(t *testing.T, vm VM) {
 				if !vm.Reached || len(vm.Volumes) != 1 || vm.Volumes[0].SizeBytes != 1234 {
 					t.Fatalf("got %+v", vm)
 				}
+				if d := cmp.Diff(map[string]string{LabelVM: "vm1"}, vm.Volumes[0].Labels); d != "" {
+					t.Errorf("labels printed empty must be absent (-want +got):\n%s", d)
+				}
 			}},
-		{"sorted_by_name", "@@pgaf containers\n[{\"Id\":\"2\",\"Name\":\"/b\",\"Config\":{}},{\"Id\":\"1\",\"Name\":\"/a\",\"Config\":{}}]\n@@pgaf rc 0\n@@pgaf volumes\n[{\"Name\":\"z\"},{\"Name\":\"y\"}]\n@@pgaf rc 0\n@@pgaf end\n",
+		{"sorted_by_name", "@@pgaf containers\n[{\"Id\":\"2\",\"Name\":\"/b\",\"Config\":{}},{\"Id\":\"1\",\"Name\":\"/a\",\"Config\":{}}]\n@@pgaf rc 0\n@@pgaf volumes\n{\"Name\":\"z\"}\n{\"Name\":\"y\"}\n@@pgaf rc 0\n@@pgaf end\n",
 			func(t *testing.T, vm VM) {
 				if vm.Containers[0].Name != "a" || vm.Containers[1].Name != "b" || vm.Volumes[0].Name != "y" || vm.Volumes[1].Name != "z" {
 					t.Errorf("not sorted: %+v", vm)
