@@ -85,8 +85,16 @@ wait_for() {
 	done
 }
 
-# Start from empty VMs: remove an earlier run of this cluster.
+# Start from empty VMs: remove an earlier run of this cluster, and refuse to
+# share the VMs' ports with another cluster.
 "$ROOT/lab/lab.sh" clean "$CLUSTER"
+others=$(docker ps --filter label=pgaf.managed=true --format '{{.Names}} {{.Label "pgaf.cluster"}}' |
+	awk -v c="$CLUSTER" '$2 != c { print $1 }')
+if [ -n "$others" ]; then
+	log "the VMs are not empty; other clusters' containers run: $(echo $others)"
+	log "remove them first (lab/lab.sh clean <cluster>)"
+	exit 1
+fi
 
 T0=$(now)
 start_member $MONITOR_VM monitor monitor pg_autoctl create monitor \

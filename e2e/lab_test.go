@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/pgaf-gitops/reconciler/desired"
 )
 
 // These tests prove the lab itself, without the reconciler: its VMs are
@@ -82,6 +84,40 @@ func docker(ctx context.Context, args ...string) (string, error) {
 
 func containerState(ctx context.Context, name string) (string, error) {
 	return docker(ctx, "container", "inspect", "-f", "{{.State.Status}}", name)
+}
+
+// The reference layout the lab writes must be a valid desired state that
+// names the lab's own VMs and addresses.
+func TestLabDesiredStateMatchesTopology(t *testing.T) {
+	l := loadLab(t)
+	st, err := desired.Load(l.Desired)
+	if err != nil {
+		t.Fatalf("%s: %v", l.Desired, err)
+	}
+	if len(st.VMs) != 3 {
+		t.Fatalf("desired VMs: %d, want 3", len(st.VMs))
+	}
+	for _, v := range st.VMs {
+		vm, err := l.VM(v.Name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v.Address != vm.Address || v.SSH.User != vm.User || v.SSH.Port != vm.SSHPort ||
+			v.DockerNetwork != "container:"+vm.Container {
+			t.Errorf("desired %s = %+v, topology %+v", v.Name, v, vm)
+		}
+	}
+	if len(st.Clusters) != 1 {
+		t.Fatalf("desired clusters: %d, want 1", len(st.Clusters))
+	}
+	c := st.Clusters[0]
+	if c.Image != l.Image || c.Monitor.VM != "vm3" || c.Monitor.Port != 5432 || len(c.Nodes) != 3 ||
+		len(c.ClientNetworks) != 1 || c.ClientNetworks[0] != l.Subnet {
+		t.Errorf("desired cluster: %+v", c)
+	}
+	if got := c.MonitorSettings["node_considered_unhealthy_timeout"]; got != "5000" {
+		t.Errorf("monitor_settings node_considered_unhealthy_timeout = %q, want 5000", got)
+	}
 }
 
 func TestLabVMsAnswerOverSSHWithStrictHostKeys(t *testing.T) {
