@@ -330,12 +330,19 @@ func TestReconcilerOnLab(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		promoted := 0
 		for _, n := range nodes {
-			if n.Reported == "primary" || n.Reported == "wait_primary" {
+			// node1 is unreachable: the monitor keeps its last report
+			// (primary) and assigns it demoted.
+			if n.Assigned == "primary" || n.Assigned == "wait_primary" {
+				promoted++
 				if n.Name != "node3" || n.Port != 5433 {
 					t.Errorf("new primary is %s, want node3 on 5433", n)
 				}
 			}
+		}
+		if promoted != 1 {
+			t.Errorf("%d nodes assigned primary after the failover: %s", promoted, summary(nodes))
 		}
 		if err := l.PowerOn(ctx, "vm1"); err != nil {
 			t.Fatal(err)
