@@ -371,7 +371,7 @@ func (s *Service) reconcile(ctx context.Context, trigger string) (class Class) {
 	if out != nil {
 		plan = out.Last
 	}
-	applied = err == nil && plan != nil && plan.Empty()
+	applied = err == nil && plan != nil && plan.Empty() && len(blocked(plan)) == 0
 	return
 }
 
@@ -396,7 +396,7 @@ func (s *Service) load(snap *source.Snapshot, now time.Time) error {
 	st, err := desired.Parse(snap.Files)
 	if err != nil {
 		s.parsedErr = fmt.Errorf("revision %s: %w", shortRev(snap.Revision), err)
-		s.log.Error("invalid desired state; the last good one stays in force", "commit", snap.Commit, "revision", snap.Revision, "err", err)
+		s.log.Error("invalid desired state; the last good one, if any, stays in force", "commit", snap.Commit, "revision", snap.Revision, "err", err)
 		return s.parsedErr
 	}
 	s.parsedErr = nil
@@ -475,7 +475,7 @@ func (s *Service) finish(start time.Time, run *Run, problem, runErr error, plan 
 		class = Classify(problem)
 	case drift:
 		class = ClassStalled
-	case !s.cfg.DryRun && !applied:
+	case len(blocked(plan)) > 0, !s.cfg.DryRun && !applied:
 		class = ClassWaiting
 	default:
 		class = ClassSuccess
@@ -504,6 +504,8 @@ func (s *Service) finish(start time.Time, run *Run, problem, runErr error, plan 
 		}
 	case s.good == nil:
 		cond, rsn, msg = Stalled, ReasonNoDesiredState, "no desired state yet"
+	case len(blocked(plan)) > 0 && !drift:
+		cond, rsn, msg = Reconciling, ReasonBlocked, "the plan is empty but blocked:\n"+strings.Join(blocked(plan), "\n")
 	case drift:
 		cond, rsn, msg = Stalled, ReasonDrift, fmt.Sprintf("dry run: %d action(s) would converge the cluster; nothing was done", len(plan.Actions()))
 	case s.cfg.DryRun:
@@ -580,4 +582,19 @@ func (s *Service) finish(start time.Time, run *Run, problem, runErr error, plan 
 		log.Warn("reconcile", "message", msg)
 	}
 	return class
+}
+
+// blocked lists the plan's blocked changes ("cluster node: guard: reason"):
+// an empty plan with blocked changes is not converged.
+func blocked(p *reconcile.Result) []string {
+	if p == nil {
+		return nil
+	}
+	var out []string
+	for _, c := range p.Clusters {
+		for _, b := range c.Blocked {
+			out = append(out, strings.TrimSpace(fmt.Sprintf("%s %s", b.Cluster, b.Node))+": "+b.Guard+": "+b.Reason)
+		}
+	}
+	return out
 }

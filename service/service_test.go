@@ -53,13 +53,14 @@ type fakeEngine struct {
 	actions []reconcile.Action
 	err     error
 	drift   []reconcile.Action // returned by Plan
+	blocked []reconcile.Blocked
 	// block, when set, is where Apply waits between its steps.
 	block chan struct{}
 }
 
 func (f *fakeEngine) result(st *desired.State, acts []reconcile.Action) *reconcile.Result {
 	return &reconcile.Result{Version: reconcile.PlanSchemaVersion, Commit: st.Commit,
-		Clusters: []reconcile.ClusterPlan{{Name: "main", Actions: acts}}}
+		Clusters: []reconcile.ClusterPlan{{Name: "main", Actions: acts, Blocked: f.blocked}}}
 }
 
 func (f *fakeEngine) Plan(ctx context.Context, st *desired.State, h Hooks) (*reconcile.Result, error) {
@@ -660,4 +661,18 @@ func newSigningKey(t *testing.T) (*openpgp.Entity, string) {
 		t.Fatal(err)
 	}
 	return e, path
+}
+
+func TestEmptyButBlockedPlanIsNotConverged(t *testing.T) {
+	r := newRepo(t)
+	r.commit(desiredYAML("img:1"))
+	eng := &fakeEngine{blocked: []reconcile.Blocked{{Cluster: "main", Node: "monitor", Guard: reconcile.GuardVMUnobserved, Reason: "vm1 was not reached"}}}
+	h := start(t, gitSource(t, r, ""), eng, func(c *Config) { c.WaitRetry = time.Hour })
+	st := h.waitFor("a run", func(st Status) bool { return st.LastRun != nil })
+	if st.Condition != Reconciling || st.Reason != ReasonBlocked || !strings.Contains(st.Message, "vm1 was not reached") {
+		t.Errorf("status %s %s %q", st.Condition, st.Reason, st.Message)
+	}
+	if st.LastApplied != nil || st.LastRun.Result != string(ClassWaiting) {
+		t.Errorf("applied %+v result %s", st.LastApplied, st.LastRun.Result)
+	}
 }

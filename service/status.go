@@ -32,6 +32,7 @@ const (
 	ReasonNoDesiredState     = "NoDesiredState"
 	ReasonLockHeld           = "LockHeld"
 	ReasonDependencyNotReady = "DependencyNotReady"
+	ReasonBlocked            = "Blocked"
 	ReasonApplyFailed        = "ApplyFailed"
 	ReasonInterrupted        = "Interrupted"
 	ReasonDrift              = "DriftDetected"

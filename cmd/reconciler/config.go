@@ -23,6 +23,61 @@ type config struct {
 	// ObserveTimeout bounds the observation of each VM and each monitor.
 	ObserveTimeout duration  `yaml:"observe_timeout"`
 	Log            logConfig `yaml:"log"`
+	// The parts used by `run`, the continuous service.
+	Source  sourceConfig  `yaml:"source"`
+	Run     runConfig     `yaml:"run"`
+	HTTP    httpConfig    `yaml:"http"`
+	Webhook webhookConfig `yaml:"webhook"`
+	Lock    lockConfig    `yaml:"lock"`
+}
+
+// sourceConfig says where `run` takes the desired state from: a git
+// repository, or (when Git.URL is empty) the local path in desired,
+// watched for changes.
+type sourceConfig struct {
+	Git gitConfig `yaml:"git"`
+	// Debounce is the quiet time after a change in the watched local path.
+	Debounce duration `yaml:"debounce"`
+}
+
+type gitConfig struct {
+	URL           string   `yaml:"url"`
+	Branch        string   `yaml:"branch"`
+	Tag           string   `yaml:"tag"`
+	Commit        string   `yaml:"commit"`
+	Path          string   `yaml:"path"`
+	CacheDir      string   `yaml:"cache_dir"`
+	SSHKey        string   `yaml:"ssh_key"`
+	SSHKnownHosts []string `yaml:"ssh_known_hosts"`
+	TokenFile     string   `yaml:"token_file"`
+	TokenEnv      string   `yaml:"token_env"`
+	Username      string   `yaml:"username"`
+	FetchTimeout  duration `yaml:"fetch_timeout"`
+	// VerifyKeyring turns commit verification on.
+	VerifyKeyring string `yaml:"verify_keyring"`
+}
+
+type runConfig struct {
+	Interval   duration `yaml:"interval"`
+	Jitter     float64  `yaml:"jitter"`
+	BackoffMin duration `yaml:"backoff_min"`
+	BackoffMax duration `yaml:"backoff_max"`
+	WaitRetry  duration `yaml:"wait_retry"`
+	Instance   string   `yaml:"instance"`
+}
+
+type httpConfig struct {
+	Listen string `yaml:"listen"`
+}
+
+type webhookConfig struct {
+	Path       string `yaml:"path"`
+	SecretFile string `yaml:"secret_file"`
+}
+
+type lockConfig struct {
+	Kind string `yaml:"kind"` // monitor, file or none
+	Dir  string `yaml:"dir"`  // for kind file
 }
 
 type sshConfig struct {
@@ -55,6 +110,15 @@ func defaultConfig() config {
 		SSH:            sshConfig{ConnectTimeout: duration{10 * time.Second}, KeepaliveInterval: duration{15 * time.Second}},
 		ObserveTimeout: duration{10 * time.Second},
 		Log:            logConfig{Format: "text", Level: "info"},
+		Source: sourceConfig{
+			Git:      gitConfig{FetchTimeout: duration{30 * time.Second}},
+			Debounce: duration{300 * time.Millisecond},
+		},
+		Run: runConfig{Interval: duration{time.Minute}, Jitter: 0.1, BackoffMin: duration{2 * time.Second},
+			BackoffMax: duration{5 * time.Minute}, WaitRetry: duration{10 * time.Second}},
+		HTTP:    httpConfig{Listen: "127.0.0.1:9475"},
+		Webhook: webhookConfig{Path: "/webhook"},
+		Lock:    lockConfig{Kind: "monitor", Dir: "/run/pgaf-reconciler"},
 	}
 }
 
@@ -89,6 +153,13 @@ func readConfig(r io.Reader, dir string) (config, error) {
 	for i := range c.SSH.KnownHosts {
 		c.SSH.KnownHosts[i] = abs(c.SSH.KnownHosts[i])
 	}
+	g := &c.Source.Git
+	for _, p := range []*string{&g.CacheDir, &g.SSHKey, &g.TokenFile, &g.VerifyKeyring, &c.Webhook.SecretFile, &c.Lock.Dir} {
+		*p = abs(*p)
+	}
+	for i := range g.SSHKnownHosts {
+		g.SSHKnownHosts[i] = abs(g.SSHKnownHosts[i])
+	}
 	return c, c.check()
 }
 
@@ -107,6 +178,7 @@ func (c *config) check() error {
 	if c.ObserveTimeout.Duration <= 0 {
 		errs = append(errs, errors.New("observe_timeout must be positive"))
 	}
+	errs = append(errs, c.checkRun()...)
 	if len(c.SSH.PrivateKeys) == 0 && !c.SSH.Agent {
 		errs = append(errs, errors.New("ssh: give private_keys, or agent: true"))
 	}
@@ -126,4 +198,38 @@ func loadConfig(path string) (config, error) {
 		return c, fmt.Errorf("config %s: %w", path, err)
 	}
 	return c, nil
+}
+
+// checkRun checks the parts that `run` uses.
+func (c *config) checkRun() []error {
+	var errs []error
+	g := c.Source.Git
+	if g.URL != "" && g.CacheDir == "" {
+		errs = append(errs, errors.New("source.git.cache_dir is required with source.git.url"))
+	}
+	if g.URL == "" && (g.Tag != "" || g.Commit != "" || g.Path != "" || g.VerifyKeyring != "") {
+		errs = append(errs, errors.New("source.git: url is required when other git fields are set"))
+	}
+	if c.Run.Interval.Duration <= 0 {
+		errs = append(errs, errors.New("run.interval must be positive"))
+	}
+	if c.Run.Jitter < 0 || c.Run.Jitter >= 1 {
+		errs = append(errs, fmt.Errorf("run.jitter must be in [0, 1), not %v", c.Run.Jitter))
+	}
+	if c.Run.BackoffMin.Duration <= 0 || c.Run.BackoffMax.Duration < c.Run.BackoffMin.Duration {
+		errs = append(errs, errors.New("run.backoff_min must be positive and at most run.backoff_max"))
+	}
+	switch c.Lock.Kind {
+	case "monitor", "none":
+	case "file":
+		if c.Lock.Dir == "" {
+			errs = append(errs, errors.New("lock.dir is required with lock.kind file"))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("lock.kind must be monitor, file or none, not %q", c.Lock.Kind))
+	}
+	if c.Webhook.Path != "" && !strings.HasPrefix(c.Webhook.Path, "/") {
+		errs = append(errs, fmt.Errorf("webhook.path must start with /, not %q", c.Webhook.Path))
+	}
+	return errs
 }

@@ -49,6 +49,7 @@ func init() {
 		"observe":  {"write one observation of every VM and monitor as JSON", runObserve},
 		"status":   {"the monitor's and Docker's views joined in one table, and recent monitor events", runStatus},
 		"dsn":      {"the multi-host connection string for applications", runDSN},
+		"run":      {"the continuous service: git or a watched path, webhook, /status and /metrics", runRun},
 	}
 }
 
