@@ -9,13 +9,46 @@ import (
 	"time"
 
 	"github.com/pgaf-gitops/reconciler/desired"
-	"github.com/pgaf-gitops/reconciler/observe"
 	"github.com/pgaf-gitops/reconciler/reconcile"
 )
 
 // MaxSteps bounds one apply: a plan that never empties is a bug or a
 // fight with someone else, and stops here with an error.
 const MaxSteps = 200
+
+// SettleTimeout bounds how long apply waits, with nothing to do, for a
+// change in flight to settle before it reports what stays blocked.
+const SettleTimeout = 3 * time.Minute
+
+// BlockedError is returned when apply has nothing left it may do but the
+// plan still holds changes that guards block.
+type BlockedError struct{ Blocked []reconcile.Blocked }
+
+func (e *BlockedError) Error() string {
+	return fmt.Sprintf("not converged: %d change(s) blocked (first: %s: %s)", len(e.Blocked), e.Blocked[0].Guard, e.Blocked[0].Reason)
+}
+
+func blockedOf(p *reconcile.Result) []reconcile.Blocked {
+	var out []reconcile.Blocked
+	for _, c := range p.Clusters {
+		out = append(out, c.Blocked...)
+	}
+	return out
+}
+
+// transient reports whether every block is one that settles by itself:
+// another change in flight, or a disruption deferred to a later plan.
+func transient(bs []reconcile.Blocked) bool {
+	if len(bs) == 0 {
+		return false
+	}
+	for _, b := range bs {
+		if b.Guard != reconcile.GuardInFlight && b.Guard != reconcile.GuardOneAtATime {
+			return false
+		}
+	}
+	return true
+}
 
 // StepTimeout bounds one non-wait step.
 const StepTimeout = 5 * time.Minute
@@ -44,6 +77,7 @@ var ErrInterrupted = errors.New("interrupted: stopped between two steps")
 // change nothing, end at once).
 func Apply(ctx context.Context, st *desired.State, x *Executor, out io.Writer, log *slog.Logger) (*Outcome, error) {
 	o := &Outcome{}
+	settleBy, waiting := time.Now().Add(SettleTimeout), false
 	for step := 1; step <= MaxSteps; step++ {
 		if ctx.Err() != nil {
 			o.Stopped = "interrupted"
@@ -53,18 +87,37 @@ func Apply(ctx context.Context, st *desired.State, x *Executor, out io.Writer, l
 		p := reconcile.Plan(st, obs)
 		o.Last = p
 		if p.Empty() {
-			if step == 1 {
-				fmt.Fprintln(out, "No changes. The observed state matches the desired state.")
-			} else {
-				fmt.Fprintf(out, "Converged after %d step(s).\n", step-1)
-			}
-			for _, c := range p.Clusters {
-				for _, b := range c.Blocked {
-					fmt.Fprintf(out, "blocked %s: %s\n", b.Guard, b.Reason)
+			blocked := blockedOf(p)
+			if transient(blocked) && time.Now().Before(settleBy) {
+				// Something is in flight (a node catching up, a restart):
+				// it settles by itself; plan again once it did.
+				if !waiting {
+					fmt.Fprintf(out, "waiting for the cluster to settle: %s\n", blocked[0].Reason)
+					waiting = true
 				}
+				select {
+				case <-ctx.Done():
+				case <-time.After(x.pollInterval()):
+				}
+				step--
+				continue
+			}
+			if len(o.Steps) == 0 && len(blocked) == 0 {
+				fmt.Fprintln(out, "No changes. The observed state matches the desired state.")
+			} else if len(blocked) == 0 {
+				fmt.Fprintf(out, "Converged after %d step(s).\n", len(o.Steps))
+			}
+			for _, b := range blocked {
+				fmt.Fprintf(out, "blocked %s: %s\n", b.Guard, b.Reason)
+			}
+			if len(blocked) > 0 {
+				o.Stopped = "blocked"
+				return o, &BlockedError{Blocked: blocked}
 			}
 			return o, nil
 		}
+		waiting = false
+		settleBy = time.Now().Add(SettleTimeout)
 		a := p.Actions()[0]
 		alog := log.With("cluster", a.Cluster, "node", a.Node, "action", string(a.Kind), "trigger", a.Trigger, "commit", st.Commit)
 		if x.BeforeStep != nil {
@@ -111,5 +164,3 @@ func Apply(ctx context.Context, st *desired.State, x *Executor, out io.Writer, l
 	o.Stopped = "too many steps"
 	return o, fmt.Errorf("no convergence after %d steps; the last plan still has %d action(s)", MaxSteps, len(o.Last.Actions()))
 }
-
-var _ = observe.SchemaVersion

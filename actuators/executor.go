@@ -153,14 +153,18 @@ func (x *Executor) setMonitorSettings(ctx context.Context, c *desired.Cluster, a
 	return x.monitor(c).SetSettings(ctx, a.Settings)
 }
 
+func (x *Executor) pollInterval() time.Duration {
+	if x.PollInterval > 0 {
+		return x.PollInterval
+	}
+	return time.Second
+}
+
 // wait polls observations until the action's condition holds, printing a
 // progress line now and then. Waiting changes nothing, so an interrupt
 // may end it at any time.
 func (x *Executor) wait(ctx context.Context, a reconcile.Action) error {
-	poll, every := x.PollInterval, x.ProgressInterval
-	if poll <= 0 {
-		poll = time.Second
-	}
+	poll, every := x.pollInterval(), x.ProgressInterval
 	if every <= 0 {
 		every = 10 * time.Second
 	}

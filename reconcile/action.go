@@ -174,7 +174,9 @@ func (p *Result) Actions() []Action {
 // Empty reports whether the plan changes nothing.
 func (p *Result) Empty() bool { return len(p.Actions()) == 0 }
 
-// Satisfied reports whether the wait condition holds in obs.
+// Satisfied reports whether the wait condition holds in obs: the monitor
+// answers, or the node is in one of the states, healthy, and has reported
+// since its container started.
 func (c *Condition) Satisfied(cluster string, obs *observe.Observation) bool {
 	oc := findObsCluster(obs, cluster)
 	if oc == nil || !oc.Monitor.Reached {
@@ -186,6 +188,18 @@ func (c *Condition) Satisfied(cluster string, obs *observe.Observation) bool {
 	for _, n := range oc.Monitor.Nodes {
 		if n.Name != c.Node {
 			continue
+		}
+		if n.Health != observe.HealthGood || !n.PGIsRunning {
+			return false
+		}
+		// A report older than the container's start says nothing of the
+		// node as it runs now.
+		for _, vm := range obs.VMs {
+			for i := range vm.Containers {
+				if ct := &vm.Containers[i]; ct.Cluster == cluster && ct.Node == n.Name && reportedBefore(&n, ct) {
+					return false
+				}
+			}
 		}
 		for _, s := range c.States {
 			if n.ReportedState == s && n.AssignedState == s {

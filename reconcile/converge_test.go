@@ -2,6 +2,7 @@ package reconcile
 
 import (
 	"testing"
+	"time"
 
 	"github.com/pgaf-gitops/reconciler/desired"
 	"github.com/pgaf-gitops/reconciler/observe"
@@ -86,5 +87,47 @@ func TestConvergeScenarios(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A container that started after the node's last report makes the
+// monitor's view of that node stale: the planner waits for a fresh
+// report before it disrupts anything else.
+func TestStaleReportWaits(t *testing.T) {
+	st := refState()
+	obs := converged(st)
+	st.Clusters[0].Image = "pgaf/postgres:15-2.0-b"
+	// node2's container was just replaced; the monitor still shows the
+	// report it made before.
+	obs.Time = t0.Add(time.Minute)
+	for i := range obs.VMs {
+		for j := range obs.VMs[i].Containers {
+			ct := &obs.VMs[i].Containers[j]
+			ct.Image = "pgaf/postgres:15-2.0-b"
+			if ct.Node == "node2" {
+				ct.StartedAt = obs.Time
+				ct.SpecHash = NodeSpec(st, &st.Clusters[0], &st.Clusters[0].Nodes[1]).Hash()
+			}
+			if ct.Node == "monitor" {
+				ct.SpecHash = MonitorSpec(st, &st.Clusters[0]).Hash()
+			}
+		}
+	}
+	p := Plan(st, obs)
+	acts := p.Actions()
+	if len(acts) == 0 || acts[0].Kind != Wait || acts[0].Node != "node2" {
+		t.Fatalf("first action is not a wait for node2: %+v", acts)
+	}
+	for _, a := range acts {
+		if a.Disruptive {
+			t.Errorf("disruptive %s of %s planned while node2's state is stale", a.Kind, a.Node)
+		}
+	}
+	if acts[0].Until.Satisfied("main", obs) {
+		t.Error("the wait is satisfied by a report older than the container")
+	}
+	monNode(obs, "main", "node2").ReportTime = obs.Time.Add(time.Second)
+	if !acts[0].Until.Satisfied("main", obs) {
+		t.Error("the wait is not satisfied by a fresh report")
 	}
 }

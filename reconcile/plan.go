@@ -145,6 +145,10 @@ type planner struct {
 	monitorUp bool
 	// nodes are the monitor's nodes sorted by name (nil when unobserved).
 	nodes []*observe.Node
+	// stale names the nodes whose container started after their last
+	// report to the monitor: what the monitor says of them predates the
+	// restart, so it is not evidence that they are settled.
+	stale map[string]bool
 }
 
 func (p *planner) plan() ClusterPlan {
@@ -155,6 +159,17 @@ func (p *planner) plan() ClusterPlan {
 			p.nodes = append(p.nodes, &p.oc.Monitor.Nodes[i])
 		}
 		sort.Slice(p.nodes, func(i, j int) bool { return p.nodes[i].Name < p.nodes[j].Name })
+	}
+	p.stale = map[string]bool{}
+	for _, n := range p.nodes {
+		for _, k := range p.idx.byCluster[p.c.Name] {
+			if k.node != n.Name {
+				continue
+			}
+			if ct := p.idx.objects[k].container; ct != nil && reportedBefore(n, ct) {
+				p.stale[n.Name] = true
+			}
+		}
 	}
 	p.members()
 	if !p.planMonitor() {
@@ -264,6 +279,30 @@ func isPrimary(n *observe.Node) bool {
 }
 
 func healthy(n *observe.Node) bool { return n.Health == observe.HealthGood && n.PGIsRunning }
+
+// reportedBefore reports whether the node's last report to the monitor is
+// older than its container's start.
+func reportedBefore(n *observe.Node, ct *observe.Container) bool {
+	return !ct.StartedAt.IsZero() && !n.ReportTime.IsZero() && n.ReportTime.Before(ct.StartedAt)
+}
+
+// ready reports whether a node is settled, healthy, and has reported since
+// its container last started.
+func (p *planner) ready(n *observe.Node) bool {
+	return settled(n) && healthy(n) && !p.stale[n.Name]
+}
+
+// why describes why a node is not ready.
+func (p *planner) why(n *observe.Node) string {
+	switch {
+	case !settled(n):
+		return fmt.Sprintf("%s is %s, assigned %s", n.Name, n.ReportedState, n.AssignedState)
+	case p.stale[n.Name]:
+		return fmt.Sprintf("%s has not reported to the monitor since its container started", n.Name)
+	default:
+		return fmt.Sprintf("%s is %s but not healthy (health %s, postgres running %v)", n.Name, n.ReportedState, n.Health, n.PGIsRunning)
+	}
+}
 
 func (p *planner) members() {
 	add := func(name, vmName string, port int, isDesired bool) {
@@ -405,7 +444,7 @@ func (p *planner) planNode(n *desired.Node, gate bool) bool {
 	on := p.monitorNode(n.Name)
 	if !p.vmReached(n.VM) {
 		p.block(n.Name, GuardVMUnobserved, p.vmWhy(n.VM)+"; nothing is planned for "+n.Name)
-		return gate && on != nil && settled(on)
+		return gate && on != nil && p.ready(on)
 	}
 	ct, vol := p.container(n.VM, n.Name)
 	spec := p.nodeSpec(n)
@@ -455,10 +494,10 @@ func (p *planner) planNode(n *desired.Node, gate bool) bool {
 			Reason: fmt.Sprintf("%s's container is %s", n.Name, ct.State)})
 		p.waitNode(n, "drift", fmt.Sprintf("%s must be back before the next change", n.Name))
 		return true
-	case on == nil || !settled(on):
+	case on == nil || !p.ready(on):
 		why := fmt.Sprintf("%s's container runs but the node has not registered yet", n.Name)
 		if on != nil {
-			why = fmt.Sprintf("%s is %s, assigned %s", n.Name, on.ReportedState, on.AssignedState)
+			why = p.why(on)
 		}
 		if !gate && on == nil {
 			p.block(n.Name, GuardInFlight, why)
@@ -507,7 +546,7 @@ func (p *planner) divergence(n *desired.Node, ct *observe.Container, on *observe
 // healthyPrimary returns the healthy, settled primary other than except.
 func (p *planner) healthyPrimary(except string) *observe.Node {
 	for _, n := range p.nodes {
-		if n.Name != except && healthy(n) && settled(n) && (n.ReportedState == "primary" || n.ReportedState == "single") {
+		if n.Name != except && p.ready(n) && (n.ReportedState == "primary" || n.ReportedState == "single") {
 			return n
 		}
 	}
@@ -525,7 +564,7 @@ func (p *planner) settingsSafe() bool {
 		return false
 	}
 	for _, n := range p.nodes {
-		if !settled(n) || !healthy(n) {
+		if !p.ready(n) {
 			return false
 		}
 	}
@@ -560,7 +599,7 @@ func (p *planner) planNodeSettings(nodes []*desired.Node) {
 			continue
 		}
 		p.add(Action{Kind: SetNodeSettings, Node: n.Name, VM: n.VM, NodeID: on.ID, Trigger: "settings", Settings: set, Previous: prev,
-			Reason: fmt.Sprintf("%s's %s differ from the desired state (through the monitor, no restart)", n.Name, strings.Join(SortedKeys(set), " and "))})
+			Reason: fmt.Sprintf("%s: %s not as desired (set through the monitor, no restart)", n.Name, strings.Join(SortedKeys(set), " and "))})
 	}
 }
 
@@ -612,11 +651,8 @@ func (p *planner) unsettledOther(name string) string {
 		if n.Name == name {
 			continue
 		}
-		if !settled(n) {
-			return fmt.Sprintf("%s is %s, assigned %s", n.Name, n.ReportedState, n.AssignedState)
-		}
-		if !healthy(n) {
-			return fmt.Sprintf("%s is not healthy (health %s)", n.Name, n.Health)
+		if !p.ready(n) {
+			return p.why(n)
 		}
 	}
 	return ""
@@ -644,7 +680,7 @@ func (p *planner) switchover(name, trigger, reason string) {
 	}
 	cand := ""
 	for _, n := range p.nodes {
-		if n.Name != name && n.CandidatePriority > 0 && healthy(n) && n.ReportedState == "secondary" {
+		if n.Name != name && n.CandidatePriority > 0 && p.ready(n) && n.ReportedState == "secondary" {
 			cand = n.Name
 			break
 		}
@@ -856,7 +892,7 @@ func (p *planner) guardDestroy(name string, on *observe.Node) bool {
 			continue
 		}
 		nonPrimaries++
-		if healthy(n) && settled(n) && n.ReportedState == "secondary" {
+		if p.ready(n) && n.ReportedState == "secondary" {
 			secondaries++
 		}
 	}
