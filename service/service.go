@@ -336,11 +336,16 @@ func (s *Service) reconcile(ctx context.Context, trigger string) (class Class) {
 		}
 		s.log.Warn("source", "err", err, "fallback", snap != nil)
 	}
-	var ve *source.VerificationError
+	var (
+		ve *source.VerificationError
+		pe *source.PathError
+	)
 	switch {
-	case errors.As(err, &ve):
+	case errors.As(err, &ve): // snap, if any, is the last trusted commit
 		s.seen(&Revision{Revision: ve.Commit, Commit: ve.Commit, At: start})
-	case snap != nil && err == nil:
+	case errors.As(err, &pe) && pe.Commit != "":
+		s.seen(&Revision{Revision: pe.Commit, Commit: pe.Commit, At: start})
+	case snap != nil: // the head, or the cached head when the remote is down
 		s.seen(revisionOf(snap, start))
 	}
 	if snap != nil {
