@@ -501,6 +501,27 @@ func gitopsMutations(t *testing.T, ctx context.Context, since, until time.Time) 
 	return muts
 }
 
+// gitopsSecondary names a secondary's container and its VM: removing it
+// is drift that needs no failover.
+func gitopsSecondary(t *testing.T, ctx context.Context, l *Lab) (container, vm string) {
+	t.Helper()
+	nodes, err := monitorNodes(ctx, gitopsMonitorURI(l))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range nodes {
+		if n.Reported == "secondary" {
+			v, err := l.VMByAddress(n.Host)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return gitopsCluster + "-" + n.Name, v.Name
+		}
+	}
+	t.Fatalf("no secondary: %s", summary(nodes))
+	return "", ""
+}
+
 func applied(commit string) func(service.Status) bool {
 	return func(st service.Status) bool {
 		return st.LastApplied != nil && st.LastApplied.Commit == commit && st.Condition == service.Ready && st.Current == nil
@@ -709,8 +730,9 @@ func TestGitOpsRunOnLab(t *testing.T) {
 		for _, x := range []*instance{a, b} {
 			x.waitStatus(t, ctx, time.Minute, "idle and ready", func(st service.Status) bool { return st.Condition == service.Ready })
 		}
-		// Drift both see: node3's container removed by hand.
-		if _, err := l.SSH(ctx, "vm3", "docker rm -f gitops-node3"); err != nil {
+		// Drift both see: a secondary's container removed by hand.
+		victim, vm := gitopsSecondary(t, ctx, l)
+		if _, err := l.SSH(ctx, vm, "docker rm -f "+victim); err != nil {
 			t.Fatal(err)
 		}
 		a.webhook(t, r.secret)
@@ -723,9 +745,9 @@ func TestGitOpsRunOnLab(t *testing.T) {
 					sawHeld = st.Instance + ": " + firstLine(st.Message)
 				}
 			}
-			s, _ := containerState(ctx, "gitops-node3")
+			s, _ := containerState(ctx, victim)
 			return sa.Condition == service.Ready && sb.Condition == service.Ready && s == "running",
-				fmt.Sprintf("a %s %s, b %s %s, node3 %s", sa.Condition, sa.Reason, sb.Condition, sb.Reason, s), nil
+				fmt.Sprintf("a %s %s, b %s %s, %s %s", sa.Condition, sa.Reason, sb.Condition, sb.Reason, victim, s), nil
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -746,7 +768,8 @@ func TestGitOpsRunOnLab(t *testing.T) {
 	})
 
 	t.Run("dry_run_reports_drift_then_run_repairs_it", func(t *testing.T) {
-		if _, err := l.SSH(ctx, "vm2", "docker rm -f gitops-node2"); err != nil {
+		victim, vm := gitopsSecondary(t, ctx, l)
+		if _, err := l.SSH(ctx, vm, "docker rm -f "+victim); err != nil {
 			t.Fatal(err)
 		}
 		since := time.Now()
@@ -762,8 +785,8 @@ func TestGitOpsRunOnLab(t *testing.T) {
 		dry.waitStatus(t, ctx, 30*time.Second, "second dry run", func(x service.Status) bool {
 			return x.LastRun != nil && x.LastRun.Trigger == "webhook" && x.Current == nil
 		})
-		if s, _ := containerState(ctx, "gitops-node2"); s != "" {
-			t.Errorf("dry run: gitops-node2 is %q, want still absent", s)
+		if s, _ := containerState(ctx, victim); s != "" {
+			t.Errorf("dry run: %s is %q, want still absent", victim, s)
 		}
 		if muts := gitopsMutations(t, ctx, since, time.Now().Add(time.Second)); len(muts) != 0 {
 			t.Errorf("dry run made docker mutations: %v", muts)
@@ -776,8 +799,8 @@ func TestGitOpsRunOnLab(t *testing.T) {
 		in.waitStatus(t, ctx, 5*time.Minute, "repaired", func(st service.Status) bool {
 			return st.Condition == service.Ready && st.LastApplied != nil
 		})
-		if s, _ := containerState(ctx, "gitops-node2"); s != "running" {
-			t.Errorf("gitops-node2 is %q after run, want running", s)
+		if s, _ := containerState(ctx, victim); s != "running" {
+			t.Errorf("%s is %q after run, want running", victim, s)
 		}
 		waitGitopsStable(t, ctx, l, 3*time.Minute)
 	})
