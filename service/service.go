@@ -94,11 +94,21 @@ func Classify(err error) Class {
 		ue *LockUnreachableError
 		we *actuators.WaitTimeoutError
 	)
+	var be *actuators.BlockedError
 	switch {
 	case errors.Is(err, actuators.ErrInterrupted), errors.Is(err, context.Canceled):
 		return ClassInterrupted
 	case errors.As(err, &de), errors.As(err, &ve), errors.As(err, &pe), errors.As(err, &ce):
 		return ClassStalled
+	case errors.As(err, &be):
+		// A diverged node under the manual policy waits for a person; the
+		// other guards lift by themselves (a VM or monitor back).
+		for _, b := range be.Blocked {
+			if b.Guard == reconcile.GuardManualPolicy {
+				return ClassStalled
+			}
+		}
+		return ClassWaiting
 	case errors.As(err, &he), errors.As(err, &ue), errors.As(err, &we):
 		return ClassWaiting
 	}
@@ -116,10 +126,13 @@ func reason(err error) string {
 		he *HeldError
 		ue *LockUnreachableError
 		we *actuators.WaitTimeoutError
+		be *actuators.BlockedError
 	)
 	switch {
 	case errors.Is(err, actuators.ErrInterrupted), errors.Is(err, context.Canceled):
 		return ReasonInterrupted
+	case errors.As(err, &be):
+		return ReasonBlocked
 	case errors.As(err, &de), errors.As(err, &pe):
 		return ReasonInvalid
 	case errors.As(err, &ve):

@@ -91,6 +91,9 @@ func (f *fakeEngine) Apply(ctx context.Context, st *desired.State, h Hooks) (*ac
 		h.AfterStep(actuators.StepResult{Action: a, Duration: time.Millisecond})
 	}
 	o.Last = f.result(st, nil)
+	if len(f.blocked) > 0 && ferr == nil { // as actuators.Apply reports it
+		ferr = &actuators.BlockedError{Blocked: f.blocked}
+	}
 	if ferr != nil {
 		o.Last = f.result(st, acts)
 	}
@@ -591,6 +594,8 @@ func TestClassify(t *testing.T) {
 		{"wait_timeout", fmt.Errorf("step 2: %w", &actuators.WaitTimeoutError{Cluster: "main"}), ClassWaiting},
 		{"interrupted", fmt.Errorf("x: %w", actuators.ErrInterrupted), ClassInterrupted},
 		{"ssh_failure", errors.New("ssh vm1: connection refused"), ClassTransient},
+		{"blocked_vm_unobserved", &actuators.BlockedError{Blocked: []reconcile.Blocked{{Guard: reconcile.GuardVMUnobserved}}}, ClassWaiting},
+		{"blocked_manual_policy", &actuators.BlockedError{Blocked: []reconcile.Blocked{{Guard: reconcile.GuardVMUnobserved}, {Guard: reconcile.GuardManualPolicy}}}, ClassStalled},
 		{"joined_invalid_and_fetch", errors.Join(desired.Errors{{Message: "bad"}}, &source.FetchError{Err: errors.New("x")}), ClassStalled},
 	}
 	for _, tc := range tests {
