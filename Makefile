@@ -10,7 +10,8 @@ VM      ?= vm1
 PG_TAG  ?= 15-2.0
 E2E_TIMEOUT ?= 80m
 
-.PHONY: build images image lab-up lab-down lab-reset lab-status lab-ssh \
+
+.PHONY: demo host-tools build images image lab-up lab-down lab-reset lab-status lab-ssh \
 	lab-power-off lab-power-on lab-disconnect lab-reconnect lab-rekey lab-trust \
 	test test-unit test-e2e baseline
 
@@ -57,8 +58,22 @@ lab-trust:
 baseline: lab-up
 	e2e/baseline.sh
 
-test-unit:
+test-unit: host-tools
 	$(GO) test ./...
+
+host-tools:
+	$(LAB) host-tools
+
+# The main job: build the lab, bring the reference cluster up with
+# `reconciler apply`, then show `status` and `dsn`.
+demo: lab-up
+	$(GO) build -o bin/reconciler ./cmd/reconciler
+	printf 'desired: desired.yaml\nssh:\n  private_keys: [id_ed25519]\n  known_hosts: [known_hosts]\n' > .lab/config.yaml
+	bin/reconciler apply --config .lab/config.yaml
+	bin/reconciler status --config .lab/config.yaml
+	@echo
+	@echo "Applications connect with:"
+	@bin/reconciler dsn --config .lab/config.yaml
 
 # TestLabReset tears the lab down and builds it again, so it runs alone,
 # before the rest of the suite.

@@ -72,6 +72,10 @@ cmd_host_tools() {
 	command -v ssh >/dev/null || missing+=(openssh-client)
 	command -v ssh-keygen >/dev/null || missing+=(openssh-client)
 	command -v psql >/dev/null || missing+=(postgresql-client)
+	# The unit tests run a real sshd and a real pg_auto_failover monitor on
+	# loopback (actuators, observe, internal/pgaftest).
+	[ -x /usr/sbin/sshd ] || missing+=(openssh-server)
+	command -v pg_autoctl >/dev/null || missing+=(postgresql-15 postgresql-15-auto-failover pg-auto-failover-cli)
 	if [ ${#missing[@]} -gt 0 ]; then
 		log "installing host tools: ${missing[*]}"
 		apt_install $(printf '%s\n' "${missing[@]}" | sort -u)
