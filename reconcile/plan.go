@@ -66,9 +66,13 @@ func Plan(st *desired.State, obs *observe.Observation) *Result {
 		clusters[i] = &st.Clusters[i]
 	}
 	sort.Slice(clusters, func(i, j int) bool { return clusters[i].Name < clusters[j].Name })
+	obsClusters := make(map[string]*observe.Cluster, len(obs.Clusters))
+	for i := range obs.Clusters {
+		obsClusters[obs.Clusters[i].Name] = &obs.Clusters[i]
+	}
 	owned := map[string]bool{}
 	for _, c := range clusters {
-		p := &planner{st: st, c: c, obs: obs, oc: findObsCluster(obs, c.Name), vms: vms, idx: idx, specs: map[string]ContainerSpec{}}
+		p := &planner{st: st, c: c, obs: obs, oc: obsClusters[c.Name], vms: vms, idx: idx, specs: map[string]ContainerSpec{}}
 		r.Clusters = append(r.Clusters, p.plan())
 		owned[c.Name] = true
 	}
