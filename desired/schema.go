@@ -69,6 +69,7 @@ func (l *loader) cluster(n *yaml.Node) {
 				{"vm", func(v *yaml.Node) { l.str(v, "vm", p+"/monitor/vm", &c.Monitor.VM) }},
 				{"port", func(v *yaml.Node) { l.integer(v, "port", p+"/monitor/port", &c.Monitor.Port, 1, 65535) }},
 				{"image", func(v *yaml.Node) { l.str(v, "image", p+"/monitor/image", &c.Monitor.Image) }},
+				{"recreate", func(v *yaml.Node) { l.text(v, "recreate", p+"/monitor/recreate", &c.Monitor.Recreate) }},
 			})
 		}},
 		{"nodes", func(v *yaml.Node) {
@@ -84,6 +85,9 @@ func (l *loader) cluster(n *yaml.Node) {
 		}},
 		{"monitor_settings", func(v *yaml.Node) {
 			l.strMap(v, "monitor_settings", p+"/monitor_settings", &c.MonitorSettings)
+		}},
+		{"keeper_settings", func(v *yaml.Node) {
+			l.strMap(v, "keeper_settings", p+"/keeper_settings", &c.KeeperSettings)
 		}},
 		{"postgresql_parameters", func(v *yaml.Node) {
 			l.strMap(v, "postgresql_parameters", p+"/postgresql_parameters", &c.PostgreSQLParameters)

@@ -53,6 +53,13 @@ type Cluster struct {
 	// MonitorSettings are pgautofailover.* GUCs, keyed without the prefix
 	// (for example "health_check_period": "2000").
 	MonitorSettings map[string]string `json:"monitor_settings" yaml:"monitor_settings"`
+	// KeeperSettings are pg_autoctl keeper settings of every node, keyed by
+	// their pg_autoctl.cfg name (for example
+	// "timeout.network_partition_timeout": "5", in seconds). The image's
+	// entrypoint applies them with `pg_autoctl config set` and reloads the
+	// keeper, so a change replaces each node's container (rolling). Empty
+	// means pg_autoctl's defaults.
+	KeeperSettings map[string]string `json:"keeper_settings,omitempty" yaml:"keeper_settings,omitempty"`
 	// PostgreSQLParameters are set on every node (ALTER SYSTEM).
 	PostgreSQLParameters map[string]string `json:"postgresql_parameters" yaml:"postgresql_parameters"`
 	Diverged             DivergedPolicy    `json:"diverged_nodes" yaml:"diverged_nodes"`
@@ -66,6 +73,13 @@ type Monitor struct {
 	VM    string `json:"vm" yaml:"vm"`
 	Port  int    `json:"port" yaml:"port"`   // default 5432
 	Image string `json:"image" yaml:"image"` // default: the cluster's image
+	// Recreate is an opaque token that allows, once, creating a new empty
+	// monitor when the monitor's volume is gone while nodes still hold
+	// state registered with the old one. Without it the planner refuses
+	// (guard monitor_lost): the nodes must then be re-registered by hand
+	// (README, "Losing the monitor's data"). The token is stored as a label
+	// on the new monitor's volume.
+	Recreate string `json:"recreate,omitempty" yaml:"recreate,omitempty"`
 }
 
 // Node is one PostgreSQL instance of a cluster.

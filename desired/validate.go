@@ -300,7 +300,89 @@ func (l *loader) validateCluster(i int, clusters map[string]int, pl *placements)
 		}
 	}
 	l.checkMonitorSettings(c.MonitorSettings, p+"/monitor_settings")
+	l.checkKeeperSettings(c.KeeperSettings, p+"/keeper_settings")
+	l.checkDemoteTimeout(c, p)
 	l.checkParameters(c.PostgreSQLParameters, p+"/postgresql_parameters")
+	if len(c.Monitor.Recreate) > 128 || strings.ContainsFunc(c.Monitor.Recreate, isControl) {
+		l.errorf(l.posOf(p+"/monitor/recreate"), "recreate: must be at most 128 characters without control characters")
+	}
+}
+
+// keeperSettings are the pg_autoctl.cfg settings of a keeper that
+// keeper_settings may set: the timeouts (src/bin/pg_autoctl/keeper_config.c,
+// pg_auto_failover 2.0), each an integer number of seconds (or retries).
+// pg_autoctl reloads them without a restart (keeper_config_accept_new).
+var keeperSettings = map[string]struct{ min, max int64 }{
+	"timeout.network_partition_timeout":              {1, 3600},
+	"timeout.prepare_promotion_catchup":              {1, 3600},
+	"timeout.prepare_promotion_walreceiver":          {1, 3600},
+	"timeout.postgresql_restart_failure_timeout":     {1, 3600},
+	"timeout.postgresql_restart_failure_max_retries": {1, 100},
+}
+
+// DefaultNetworkPartitionTimeout is pg_autoctl's default
+// timeout.network_partition_timeout, in seconds.
+const DefaultNetworkPartitionTimeout = 20
+
+// DefaultPrimaryDemoteTimeout is the monitor's default
+// pgautofailover.primary_demote_timeout, in milliseconds.
+const DefaultPrimaryDemoteTimeout = 30000
+
+func (l *loader) checkKeeperSettings(m map[string]string, path string) {
+	for _, k := range sortedKeys(m) {
+		kp, vp := l.posOf(path+"/"+k+"#key"), l.posOf(path+"/"+k)
+		r, ok := keeperSettings[k]
+		if !ok {
+			names := sortedKeys(keeperSettings)
+			if s := closest(k, names); s != "" {
+				l.errorf(kp, "keeper_settings: unknown setting %q; did you mean %q?", k, s)
+			} else {
+				l.errorf(kp, "keeper_settings: unknown setting %q (known: %s)", k, strings.Join(names, ", "))
+			}
+			continue
+		}
+		v := m[k]
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || strconv.FormatInt(n, 10) != v || n < r.min || n > r.max {
+			l.errorf(vp, "keeper_settings.%s: expected an integer in %d..%d, got %q", k, r.min, r.max, v)
+		}
+	}
+}
+
+// checkDemoteTimeout refuses a monitor that would promote a standby while
+// a partitioned primary may still accept writes: the monitor waits
+// primary_demote_timeout for the old primary to demote, and a keeper cut
+// off from the monitor and its standbys demotes itself only after
+// network_partition_timeout. The first must exceed the second.
+func (l *loader) checkDemoteTimeout(c *Cluster, p string) {
+	demote, partition := int64(DefaultPrimaryDemoteTimeout), int64(DefaultNetworkPartitionTimeout)
+	demotePath, partitionPath := "", ""
+	if v, ok := c.MonitorSettings["primary_demote_timeout"]; ok {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 1 {
+			return // reported by checkMonitorSettings
+		}
+		demote, demotePath = n, p+"/monitor_settings/primary_demote_timeout"
+	}
+	if v, ok := c.KeeperSettings["timeout.network_partition_timeout"]; ok {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 1 {
+			return // reported by checkKeeperSettings
+		}
+		partition, partitionPath = n, p+"/keeper_settings/timeout.network_partition_timeout"
+	}
+	if demote > partition*1000 {
+		return
+	}
+	at := demotePath
+	if at == "" {
+		at = partitionPath
+	}
+	if at == "" {
+		return
+	}
+	l.errorf(l.posOf(at), "primary_demote_timeout (%d ms) must exceed the keepers' timeout.network_partition_timeout (%d s): "+
+		"otherwise a standby may be promoted while a partitioned primary still accepts writes", demote, partition)
 }
 
 // minAutoGracePeriod is the shortest grace period allowed with the auto
