@@ -333,16 +333,23 @@ write_desired() {
 			    auth: trust
 			    ssl: "off"
 			    client_networks: ["$SUBNET"]
-			    # Fast failover for the lab (milliseconds). primary_demote_timeout
-			    # stays at its default (30 s): it must exceed the keepers'
-			    # network_partition_timeout (20 s) or a partitioned primary could
-			    # still accept writes after the standby was promoted.
+			    # Fast failover for the lab (monitor: milliseconds; keepers:
+			    # seconds). The monitor waits primary_demote_timeout for a lost
+			    # primary to demote before it promotes a standby; a keeper cut off
+			    # from the monitor and its standbys demotes itself after
+			    # network_partition_timeout. The first must exceed the second
+			    # (validate refuses otherwise), or a partitioned primary could
+			    # still accept writes after the standby was promoted. Defaults:
+			    # 30000 ms and 20 s, about 55 s per failover; these give ~12 s.
 			    monitor_settings:
 			      health_check_period: "1000"
 			      health_check_timeout: "1000"
 			      health_check_max_retries: "1"
 			      health_check_retry_delay: "500"
 			      node_considered_unhealthy_timeout: "5000"
+			      primary_demote_timeout: "5000"
+			    keeper_settings:
+			      timeout.network_partition_timeout: "3"
 		EOF
 	} >"$f.tmp"
 	mv "$f.tmp" "$f"

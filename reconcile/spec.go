@@ -203,6 +203,9 @@ func MonitorSpec(st *desired.State, c *desired.Cluster) ContainerSpec {
 		"--pgport", strconv.Itoa(c.Monitor.Port),
 	}, authArgs(c)...)
 	s.Command = append(s.Command, "--run")
+	if c.Monitor.Recreate != "" {
+		s.Labels[observe.LabelRebuild] = c.Monitor.Recreate // kept on the new volume: once per token
+	}
 	s.Labels[observe.LabelSpecHash] = s.Hash()
 	return s
 }
@@ -232,6 +235,14 @@ func NodeSpec(st *desired.State, c *desired.Cluster, n *desired.Node) ContainerS
 		s.Env["PGAF_CLIENT_NETWORKS"] = strings.Join(c.ClientNetworks, ",")
 		s.Env["PGAF_CLIENT_AUTH"] = c.Auth
 	}
+	if len(c.KeeperSettings) > 0 {
+		// The image's entrypoint applies these with pg_autoctl config set.
+		kv := make([]string, 0, len(c.KeeperSettings))
+		for _, k := range SortedKeys(c.KeeperSettings) {
+			kv = append(kv, k+"="+c.KeeperSettings[k])
+		}
+		s.Env["PGAF_KEEPER_SETTINGS"] = strings.Join(kv, " ")
+	}
 	if n.Rebuild != "" {
 		s.Labels[observe.LabelRebuild] = n.Rebuild
 	}
@@ -247,4 +258,31 @@ func SortedKeys[M ~map[string]V, V any](m M) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// restartParameters are PostgreSQL 15's parameters of context postmaster
+// (select name from pg_settings where context = 'postmaster'): a new value
+// takes effect only after the server restarts. The plan uses this list to
+// say beforehand which changes need a restart; the restart itself is
+// decided by what each server reports (pg_settings.pending_restart).
+var restartParameters = []string{
+	"archive_mode", "autovacuum_freeze_max_age", "autovacuum_max_workers", "autovacuum_multixact_freeze_max_age",
+	"bonjour", "bonjour_name", "cluster_name", "config_file", "data_directory", "data_sync_retry",
+	"dynamic_shared_memory_type", "event_source", "external_pid_file", "hba_file", "hot_standby",
+	"huge_page_size", "huge_pages", "ident_file", "ignore_invalid_pages", "jit_provider", "listen_addresses",
+	"logging_collector", "max_connections", "max_files_per_process", "max_locks_per_transaction",
+	"max_logical_replication_workers", "max_pred_locks_per_transaction", "max_prepared_transactions",
+	"max_replication_slots", "max_wal_senders", "max_worker_processes", "min_dynamic_shared_memory",
+	"old_snapshot_threshold", "pg_stat_statements.max", "port", "recovery_target", "recovery_target_action",
+	"recovery_target_inclusive", "recovery_target_lsn", "recovery_target_name", "recovery_target_time",
+	"recovery_target_timeline", "recovery_target_xid", "shared_buffers", "shared_memory_type",
+	"shared_preload_libraries", "superuser_reserved_connections", "track_activity_query_size",
+	"track_commit_timestamp", "unix_socket_directories", "unix_socket_group", "unix_socket_permissions",
+	"wal_buffers", "wal_decode_buffer_size", "wal_level", "wal_log_hints",
+}
+
+// NeedsRestart reports whether a PostgreSQL 15 parameter takes effect only
+// after a restart.
+func NeedsRestart(name string) bool {
+	return slices.Contains(restartParameters, strings.ToLower(name))
 }
