@@ -2,16 +2,47 @@ package reconcile
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/pgaf-gitops/reconciler/desired"
 	"github.com/pgaf-gitops/reconciler/observe"
 )
 
-// divergence returns the evidence that a node is stuck or diverged and the
-// grace period has passed; nil when there is none.
+// GuardMonitorLost blocks creating a new, empty monitor while nodes still
+// hold state registered with the old one (README, "Losing the monitor's
+// data"): only a commit that sets monitor.recreate allows it.
+const GuardMonitorLost = "monitor_lost"
+
+// MinLogEvidence is how many matching log lines count as "repeated": one
+// line may be a failure pg_auto_failover already recovered from.
+const MinLogEvidence = 2
+
+// divergence returns the evidence that node n is stuck or diverged and has
+// stayed so for longer than the cluster's grace period; nil when there is
+// none. It is pure: time is the observation's.
+//
+// A node is stuck or diverged, while another node is a healthy settled
+// primary, when:
+//   - its reported state has not reached its assigned state;
+//   - it is a settled secondary on a timeline ahead of the primary's: its
+//     history forked (a standby promoted by hand, or an old primary that
+//     was written to alone), and pg_auto_failover never notices it;
+//   - it is on a timeline behind the primary's and has not moved since the
+//     primary took its state;
+//   - its container restarts in a loop;
+//   - it is settled but not running or not healthy, with repeated fatal
+//     lines in its log (failed pg_rewind, timeline not a child of this
+//     server's history, system identifier mismatch, ...).
+//
+// The grace period runs from the node's last state change and from its
+// container's start: a node that just came back (a VM powered on, a
+// container re-created) gets the whole grace period to rejoin by itself,
+// which pg_auto_failover usually does (pg_rewind, then pg_basebackup). A
+// settled, healthy secondary on the primary's timeline is never diverged,
+// whatever its log says: its log may keep a failure it recovered from.
 func (p *planner) divergence(n *desired.Node, ct *observe.Container, on *observe.Node) []string {
-	if ct == nil || on == nil || isPrimary(on) {
+	if ct == nil || on == nil || isPrimary(on) || on.StateChangeTime.IsZero() {
 		return nil
 	}
 	prim := p.healthyPrimary(n.Name)
@@ -19,25 +50,91 @@ func (p *planner) divergence(n *desired.Node, ct *observe.Container, on *observe
 		return nil
 	}
 	grace := p.c.Diverged.GracePeriod.Duration
-	since := p.obs.Time.Sub(on.StateChangeTime)
-	if on.StateChangeTime.IsZero() || since < grace {
+	now := p.obs.Time
+	loop := ct.State == "restarting" || ct.RestartCount >= RestartLoopCount
+	since := now.Sub(on.StateChangeTime)
+	if !loop && !ct.StartedAt.IsZero() && now.Sub(ct.StartedAt) < since {
+		since = now.Sub(ct.StartedAt)
+	}
+	if since < grace {
 		return nil
 	}
+	isSettled := settled(on)
 	var ev []string
-	if on.ReportedState != on.AssignedState {
+	why := false // a reason to act, besides supporting evidence
+	if !isSettled {
 		ev = append(ev, fmt.Sprintf("reported %s, assigned %s for %s (grace %s)", on.ReportedState, on.AssignedState, since.Round(time.Second), grace))
+		why = true
 	}
-	if on.Timeline < prim.Timeline && !settled(on) {
-		ev = append(ev, fmt.Sprintf("timeline %d behind the primary's %d", on.Timeline, prim.Timeline))
+	switch {
+	case on.Timeline > prim.Timeline && isSettled:
+		ev = append(ev, fmt.Sprintf("timeline %d ahead of the primary %s's %d while %s for %s: its history forked from the primary's", on.Timeline, prim.Name, prim.Timeline, on.ReportedState, since.Round(time.Second)))
+		why = true
+	case on.Timeline < prim.Timeline && now.Sub(prim.StateChangeTime) >= grace:
+		ev = append(ev, fmt.Sprintf("timeline %d behind the primary %s's %d, not moved in %s", on.Timeline, prim.Name, prim.Timeline, min(since, now.Sub(prim.StateChangeTime)).Round(time.Second)))
+		why = true
 	}
-	if ct.State == "restarting" || ct.RestartCount >= RestartLoopCount {
+	if loop {
 		ev = append(ev, fmt.Sprintf("container %s, restarted %d times", ct.State, ct.RestartCount))
+		why = true
+	}
+	if isSettled && !healthy(on) && len(ct.LogEvidence) >= MinLogEvidence {
+		ev = append(ev, fmt.Sprintf("%s but health %s, postgres running %v, with %d fatal log lines", on.ReportedState, on.Health, on.PGIsRunning, len(ct.LogEvidence)))
+		why = true
+	}
+	if !why {
+		return nil
 	}
 	for _, l := range ct.LogEvidence {
 		ev = append(ev, "log: "+l)
 	}
-	if len(ev) == 0 || (settled(on) && len(ct.LogEvidence) == 0 && ct.RestartCount < RestartLoopCount) {
-		return nil
-	}
 	return ev
+}
+
+// forked reports whether on is a settled secondary on a timeline ahead of
+// the primary's. Its extra history is not data the primary lacks but a
+// fork no standby can follow: the newest_data guard does not protect it
+// (a standby being promoted is not settled, so it is never taken for one).
+func forked(on, prim *observe.Node) bool {
+	return on.Timeline > prim.Timeline && settled(on) && on.ReportedState == "secondary"
+}
+
+// monitorLost decides whether a cluster whose monitor has no container may
+// have one created. vol is the monitor's volume (nil when absent). It
+// returns a non-empty block reason when the monitor's data is gone while
+// nodes still hold state registered with it and no commit asked for a new
+// monitor; otherwise the evidence for the create action (nil for a plain
+// bring-up or a container re-created on its volume).
+//
+// A new, empty monitor knows none of the nodes: their keepers would report
+// node ids it never issued, and re-registering them is pg_autoctl's
+// disable/enable monitor procedure, which needs a person. So the planner
+// does not guess.
+func (p *planner) monitorLost(vol *observe.Volume) (block string, evidence []string) {
+	if vol != nil {
+		return "", nil
+	}
+	var held []string
+	for _, k := range p.idx.byCluster[p.c.Name] {
+		if k.node == "monitor" {
+			continue
+		}
+		o := p.idx.objects[k]
+		switch {
+		case o.container != nil:
+			held = append(held, fmt.Sprintf("%s on %s (container %s)", k.node, k.vm, o.container.State))
+		case o.volume != nil:
+			held = append(held, fmt.Sprintf("%s on %s (volume %s)", k.node, k.vm, o.volume.Name))
+		}
+	}
+	if len(held) == 0 {
+		return "", nil
+	}
+	if tok := p.c.Monitor.Recreate; tok != "" {
+		return "", []string{fmt.Sprintf("monitor.recreate is %q and the monitor has no volume on %s", tok, p.c.Monitor.VM),
+			"nodes hold state registered with the old monitor: " + strings.Join(held, ", ")}
+	}
+	return fmt.Sprintf("the monitor has neither container nor volume on %s, but nodes hold state registered with it: %s; "+
+		"a new empty monitor would not know them. Re-register them by hand after setting monitor.recreate to a new token in a commit (README, \"Losing the monitor's data\")",
+		p.c.Monitor.VM, strings.Join(held, ", ")), nil
 }

@@ -126,6 +126,7 @@ func divergedObs(st *desired.State) *observe.Observation {
 	n2.ReportedState, n2.AssignedState, n2.Timeline, n2.LSN = "primary", "primary", 2, "0/5000060"
 	n1.ReportedState, n1.AssignedState, n1.Timeline, n1.LSN = "catchingup", "secondary", 1, "0/3000148"
 	n1.StateChangeTime = o.Time.Add(-10 * time.Minute)
+	vmOf(o, "vm1").Containers[0].StartedAt = o.Time.Add(-10 * time.Minute) // stuck since it came back
 	vmOf(o, "vm1").Containers[0].LogEvidence = []string{"FATAL:  requested timeline 2 is not a child of this server's history"}
 	return o
 }

@@ -350,7 +350,7 @@ func (p *planner) planMonitor() bool {
 		}
 		return true // the monitor answers; its container cannot be checked
 	}
-	ct, _ := p.container(vmName, "monitor")
+	ct, vol := p.container(vmName, "monitor")
 	wait := func(reason string) {
 		p.add(Action{Kind: Wait, Node: "monitor", VM: vmName, Trigger: "bring-up", Reason: reason,
 			Until: &Condition{Node: "monitor", Timeout: Duration(MonitorReadyTimeout)}})
@@ -358,7 +358,13 @@ func (p *planner) planMonitor() bool {
 	}
 	switch {
 	case ct == nil:
-		p.add(Action{Kind: CreateMonitor, Node: "monitor", VM: vmName, Trigger: "bring-up", Spec: &spec, Volume: spec.Volume,
+		block, ev := p.monitorLost(vol)
+		if block != "" {
+			p.block("monitor", GuardMonitorLost, block)
+			return false
+		}
+		trigger := map[bool]string{false: "bring-up", true: "monitor-recreate"}[ev != nil]
+		p.add(Action{Kind: CreateMonitor, Node: "monitor", VM: vmName, Trigger: trigger, Spec: &spec, Volume: spec.Volume, Evidence: ev,
 			Reason: fmt.Sprintf("the monitor has no container on %s", vmName)})
 		wait("the monitor must answer before nodes can register")
 	case ct.SpecHash != spec.Hash():
@@ -848,7 +854,7 @@ func (p *planner) guardDestroy(name string, on *observe.Node) bool {
 		p.block(name, GuardNoHealthyPrimary, fmt.Sprintf("%s cannot be dropped: no other node is a healthy primary", name))
 		return false
 	}
-	if on.Timeline > prim.Timeline || (on.Timeline == prim.Timeline && lsnGreater(on.LSN, prim.LSN) && !settled(on)) {
+	if (on.Timeline > prim.Timeline && !forked(on, prim)) || (on.Timeline == prim.Timeline && lsnGreater(on.LSN, prim.LSN) && !settled(on)) {
 		p.block(name, GuardNewestData, fmt.Sprintf("%s (timeline %d, LSN %s) may hold data the primary %s (timeline %d, LSN %s) lacks", name, on.Timeline, on.LSN, prim.Name, prim.Timeline, prim.LSN))
 		return false
 	}
