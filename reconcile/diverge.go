@@ -67,7 +67,7 @@ func (p *planner) divergence(n *desired.Node, ct *observe.Container, on *observe
 		why = true
 	}
 	switch {
-	case on.Timeline > prim.Timeline && isSettled:
+	case forked(on, prim):
 		ev = append(ev, fmt.Sprintf("timeline %d ahead of the primary %s's %d while %s for %s: its history forked from the primary's", on.Timeline, prim.Name, prim.Timeline, on.ReportedState, since.Round(time.Second)))
 		why = true
 	case on.Timeline < prim.Timeline && now.Sub(prim.StateChangeTime) >= grace:
@@ -91,12 +91,15 @@ func (p *planner) divergence(n *desired.Node, ct *observe.Container, on *observe
 	return ev
 }
 
-// forked reports whether on is a settled secondary on a timeline ahead of
-// the primary's. Its extra history is not data the primary lacks but a
-// fork no standby can follow: the newest_data guard does not protect it
-// (a standby being promoted is not settled, so it is never taken for one).
+// forked reports whether on, a node neither primary nor being promoted,
+// is on a timeline ahead of prim's, a healthy settled primary. In
+// pg_auto_failover a standby's timeline follows its primary's and only a
+// promotion moves it ahead; so its extra history is not data the primary
+// lacks but a fork no standby can follow (a standby promoted by hand, an
+// old primary written to alone), and the newest_data guard does not protect
+// it. A node being promoted is in a primary state and never counts.
 func forked(on, prim *observe.Node) bool {
-	return on.Timeline > prim.Timeline && settled(on) && on.ReportedState == "secondary"
+	return on.Timeline > prim.Timeline && !isPrimary(on) && settled(prim) && healthy(prim)
 }
 
 // monitorLost decides whether a cluster whose monitor has no container may

@@ -73,6 +73,10 @@ func TestDivergence(t *testing.T) {
 			n := monNode(o, "main", "node1")
 			n.Timeline, n.StateChangeTime = 3, o.Time.Add(-time.Minute)
 		}},
+		{name: "forked_and_catching_up", want: "timeline 3 ahead of the primary node2's 2 while catchingup", setup: func(o *observe.Observation) {
+			n := monNode(o, "main", "node1")
+			n.Timeline, n.ReportedState, n.AssignedState, n.StateChangeTime = 3, "catchingup", "secondary", o.Time.Add(-5*time.Minute)
+		}},
 		{name: "timeline_behind_not_moving", want: "timeline 1 behind the primary node2's 2", setup: func(o *observe.Observation) {
 			monNode(o, "main", "node1").Timeline = 1
 		}},
