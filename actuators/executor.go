@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"regexp"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/pgaf-gitops/reconciler/desired"
@@ -126,12 +128,50 @@ func (x *Executor) Execute(ctx context.Context, a reconcile.Action) error {
 		return x.monitor(c).PerformSwitchover(ctx, c.Formation, 0, a.Node)
 	case reconcile.RemoveNode:
 		return x.monitor(c).RemoveNodeByID(ctx, a.NodeID, a.Force)
+	case reconcile.SetPostgresParameters:
+		argv, err := PostgresParametersCommand(a.Settings)
+		if err != nil {
+			return err
+		}
+		name := reconcile.ContainerName(a.Cluster, a.Node)
+		if out, err := x.Docker.Exec(ctx, a.VM, name, argv); err != nil {
+			return fmt.Errorf("set postgresql parameters on %s: %w: %s", a.Node, err, strings.TrimSpace(string(out)))
+		}
+		return nil
+	case reconcile.RestartContainer:
+		name := reconcile.ContainerName(a.Cluster, a.Node)
+		if err := x.Docker.StopContainer(ctx, a.VM, name); err != nil {
+			return err
+		}
+		return x.Docker.StartContainer(ctx, a.VM, name)
 	case reconcile.EnableMaintenance:
 		return x.monitor(c).StartMaintenance(ctx, a.NodeID)
 	case reconcile.DisableMaintenance:
 		return x.monitor(c).StopMaintenance(ctx, a.NodeID)
 	}
 	return fmt.Errorf("action kind %q has no executor", a.Kind)
+}
+
+// psqlLocal runs psql as the server's owner on the socket and port that
+// the node's postmaster.pid names (a node may listen on any port).
+const psqlLocal = `f="$PGDATA/postmaster.pid"; [ -r "$f" ] || { echo "postgres is not running (no $f)" >&2; exit 3; }; ` +
+	`exec psql -X -q -v ON_ERROR_STOP=1 -h "$(sed -n 5p "$f")" -p "$(sed -n 4p "$f")" -d postgres "$@"`
+
+var parameterName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$`)
+
+// PostgresParametersCommand is the argv, run in a node's container, that
+// writes settings with ALTER SYSTEM (one statement each: ALTER SYSTEM
+// refuses a transaction block) and reloads the configuration. ALTER
+// SYSTEM works on a hot standby too: postgresql.auto.conf is per node.
+func PostgresParametersCommand(settings map[string]string) ([]string, error) {
+	argv := []string{"sh", "-c", psqlLocal, "sh"}
+	for _, k := range reconcile.SortedKeys(settings) {
+		if !parameterName.MatchString(k) {
+			return nil, fmt.Errorf("postgresql parameter name %q is not a plain name", k)
+		}
+		argv = append(argv, "-c", fmt.Sprintf("ALTER SYSTEM SET %s = '%s'", k, strings.ReplaceAll(settings[k], "'", "''")))
+	}
+	return append(argv, "-c", "SELECT pg_reload_conf()"), nil
 }
 
 // setMonitorSettings lets autoctl_node change the named pgautofailover.*

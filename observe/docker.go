@@ -30,26 +30,36 @@ const LogEvidencePattern = `pg_rewind.*(fail|error|could not)|(fail|error|could 
 	`requested starting point .* is ahead of the WAL flush position`
 
 // vmScript prints, in one round trip, every container labelled with the
-// VM ($1) as docker inspect JSON, every such volume as one JSON line, and
-// the lines of each node container's recent log that match $2. The docker
-// commands run in parallel (4 CLI calls for a VM with one node): each costs
-// tens of milliseconds of CPU. Sections start with "@@pgaf " lines; log
-// lines are prefixed with "|" so that a log cannot fake a section.
+// VM ($1) as docker inspect JSON, every such volume as one JSON line, the
+// lines of each node container's recent log that match $2, and what the
+// PostgreSQL server of each running node container answers to $5 (psql
+// through docker exec, on the socket and port its postmaster.pid names).
+// The docker commands run in parallel (5 CLI calls for a VM with one
+// running node): each costs tens of milliseconds of CPU. Sections start
+// with "@@pgaf " lines; log and psql lines are prefixed with "|" so that
+// neither can fake a section.
 var vmScript = `f="label=` + LabelVM + `=$1"
-list=$(docker ps -a --no-trunc --filter "$f" --format '{{.ID}} {{.Label "` + LabelRole + `"}}') || exit 1
+list=$(docker ps -a --no-trunc --filter "$f" --format '{{.ID}} {{.Label "` + LabelRole + `"}} {{.State}}') || exit 1
 t=$(mktemp -d) || exit 1
 trap 'rm -rf "$t"' EXIT
 ids=
 nodes=
-while read -r id role; do
+running=
+while read -r id role state; do
   [ -n "$id" ] || continue
   ids="$ids $id"
-  if [ "$role" = ` + RoleNode + ` ]; then nodes="$nodes $id"; fi
+  if [ "$role" = ` + RoleNode + ` ]; then
+    nodes="$nodes $id"
+    if [ "$state" = running ]; then running="$running $id"; fi
+  fi
 done <<LIST
 $list
 LIST
 for id in $nodes; do
   { docker logs --tail "$3" "$id" 2>&1 | grep -E -i -e "$2" | tail -n "$4" | sed 's/^/|/'; } >"$t/log.$id" &
+done
+for id in $running; do
+  { docker exec -u ` + pgUser + ` "$id" sh -c 'f="$PGDATA/postmaster.pid"; [ -r "$f" ] || { echo "postgres is not running (no postmaster.pid)"; exit 3; }; psql -AtX -h "$(sed -n 5p "$f")" -p "$(sed -n 4p "$f")" -d postgres -c "$1"' sh "$5" 2>&1; echo "rc $?"; } | sed 's/^/|/' >"$t/pg.$id" &
 done
 { docker volume ls --filter "$f" --format '` + volumeFormat() + `'; echo "@@pgaf rc $?"; } >"$t/vols" &
 if [ -n "$ids" ]; then docker inspect --type container $ids; else echo '[]'; fi >"$t/cont"
@@ -63,8 +73,27 @@ for id in $nodes; do
   echo "@@pgaf logs $id"
   cat "$t/log.$id"
 done
+for id in $running; do
+  echo "@@pgaf pg $id"
+  cat "$t/pg.$id"
+done
 echo '@@pgaf end'
 `
+
+// pgUser runs psql in a node container (the image's non-root user, who
+// owns the server and connects over the local socket).
+const pgUser = "postgres"
+
+// PostgresQuery is the SQL the VM script runs in each running node
+// container: one JSON object with the postmaster's start time, the entries
+// of postgresql.auto.conf (the last of each name, applied or not: a
+// parameter that needs a restart is written but "could not be applied"),
+// and the parameters pending a restart.
+const PostgresQuery = `SELECT json_build_object(` +
+	`'start', pg_postmaster_start_time(), ` +
+	`'params', coalesce((SELECT json_object_agg(name, setting) FROM (SELECT DISTINCT ON (name) name, setting FROM pg_file_settings ` +
+	`WHERE sourcefile LIKE '%/postgresql.auto.conf' ORDER BY name, seqno DESC) s), '{}'), ` +
+	`'pending', coalesce((SELECT json_agg(name ORDER BY name) FROM pg_settings WHERE pending_restart), '[]'))`
 
 // volumeLabels are the labels read from volumes (docker volume ls prints
 // single labels, not the map).
@@ -88,7 +117,7 @@ func volumeFormat() string {
 // VMCommand is the argv ObserveVM runs on a VM: one sh -c script.
 func VMCommand(vm string) []string {
 	return []string{"sh", "-c", vmScript, "sh", vm, LogEvidencePattern,
-		strconv.Itoa(LogEvidenceTail), strconv.Itoa(MaxLogEvidence)}
+		strconv.Itoa(LogEvidenceTail), strconv.Itoa(MaxLogEvidence), PostgresQuery}
 }
 
 // ObserveVM reads every container and volume labelled as the VM's, in one
@@ -212,6 +241,7 @@ func parseVMOutput(out []byte) ([]Container, []Volume, error) {
 		gotC     bool
 		gotV     bool
 		evidence = map[string][]string{}
+		pgs      = map[string]*Postgres{}
 	)
 	for _, s := range secs {
 		switch {
@@ -228,6 +258,8 @@ func parseVMOutput(out []byte) ([]Container, []Volume, error) {
 		case strings.HasPrefix(s.header, "logs "):
 			id := strings.TrimPrefix(s.header, "logs ")
 			evidence[id] = parseEvidence(s.body)
+		case strings.HasPrefix(s.header, "pg "):
+			pgs[strings.TrimPrefix(s.header, "pg ")] = parsePostgres(s.body)
 		}
 	}
 	if !gotC || !gotV {
@@ -253,6 +285,9 @@ func parseVMOutput(out []byte) ([]Container, []Volume, error) {
 		}
 		if c.Role == RoleNode {
 			c.LogEvidence = evidence[rc.ID]
+			if c.State == "running" {
+				c.Postgres = pgs[rc.ID]
+			}
 		}
 		cs = append(cs, c)
 	}
@@ -348,4 +383,50 @@ func ourLabels(all map[string]string) map[string]string {
 		return nil
 	}
 	return m
+}
+
+// parsePostgres reads the "|"-prefixed output of one psql call: the JSON
+// of PostgresQuery, then "rc N". Anything else is the error psql printed.
+func parsePostgres(body []byte) *Postgres {
+	var lines []string
+	rc := ""
+	for _, l := range strings.Split(string(body), "\n") {
+		l, ok := strings.CutPrefix(l, "|")
+		if !ok {
+			continue
+		}
+		if r, ok := strings.CutPrefix(l, "rc "); ok {
+			rc = r
+			continue
+		}
+		if l = strings.TrimSpace(l); l != "" {
+			lines = append(lines, l)
+		}
+	}
+	text := strings.Join(lines, " ")
+	if rc != "0" {
+		if text == "" {
+			text = "no output"
+		}
+		return &Postgres{Error: fmt.Sprintf("psql exit status %s: %s", rc, text)}
+	}
+	var raw struct {
+		Start   string            `json:"start"`
+		Params  map[string]string `json:"params"`
+		Pending []string          `json:"pending"`
+	}
+	if err := json.Unmarshal([]byte(text), &raw); err != nil {
+		return &Postgres{Error: fmt.Sprintf("psql output: %v", err)}
+	}
+	pg := &Postgres{Parameters: raw.Params, PendingRestart: raw.Pending}
+	if len(pg.Parameters) == 0 {
+		pg.Parameters = nil
+	}
+	if len(pg.PendingRestart) == 0 {
+		pg.PendingRestart = nil
+	}
+	if t, err := time.Parse(time.RFC3339Nano, raw.Start); err == nil {
+		pg.StartTime = t.UTC()
+	}
+	return pg
 }

@@ -63,6 +63,24 @@ type Container struct {
 	// a node cannot follow the primary (failed pg_rewind, timeline not a
 	// child, system identifier mismatch, ...). Filled for node containers.
 	LogEvidence []string `json:"log_evidence,omitempty"`
+	// Postgres is what the PostgreSQL server of a running node container
+	// said through psql, in the same round trip (nil for the monitor, for
+	// a container that is not running, or an observer that did not ask).
+	Postgres *Postgres `json:"postgres,omitempty"`
+}
+
+// Postgres is one node's PostgreSQL server as it reports itself.
+type Postgres struct {
+	// Error says why the server could not be read ("" when it answered).
+	Error string `json:"error,omitempty"`
+	// StartTime is pg_postmaster_start_time().
+	StartTime time.Time `json:"start_time,omitzero"`
+	// Parameters are the entries of postgresql.auto.conf (what ALTER
+	// SYSTEM wrote, on this node: the file is not replicated), as written.
+	Parameters map[string]string `json:"parameters,omitempty"`
+	// PendingRestart names the parameters whose new value takes effect
+	// only after a restart (pg_settings.pending_restart).
+	PendingRestart []string `json:"pending_restart,omitempty"`
 }
 
 // Volume is one volume labelled as ours.

@@ -49,6 +49,14 @@ const (
 	RemoveContainer Kind = "remove_container"
 	// RemoveVolume deletes a node's data.
 	RemoveVolume Kind = "remove_volume"
+	// SetPostgresParameters writes PostgreSQL parameters on one node (ALTER
+	// SYSTEM: postgresql.auto.conf is per node, not replicated) and reloads
+	// its configuration. Restart names those that take effect only after a
+	// restart, which later steps do one node at a time.
+	SetPostgresParameters Kind = "set_postgresql_parameters"
+	// RestartContainer stops and starts a node's container as it is (a
+	// parameter that needs a restart), while the node is in maintenance.
+	RestartContainer Kind = "restart_container"
 )
 
 // Action is one step of a plan.
@@ -80,6 +88,9 @@ type Action struct {
 	// Previous carries the observed values Settings replace.
 	Previous map[string]string `json:"previous,omitempty"`
 	Until    *Condition        `json:"until,omitempty"` // wait
+	// Restart names the parameters of a set_postgresql_parameters that
+	// need a restart (PostgreSQL context postmaster).
+	Restart []string `json:"restart,omitempty"`
 }
 
 // Condition is what a wait action waits for.
@@ -126,6 +137,13 @@ const (
 	GuardOneAtATime        = "one_disruption_per_plan"
 	GuardManualPolicy      = "manual_policy"
 	GuardNoCandidate       = "no_switchover_candidate"
+	// GuardMaintenance: a node is in maintenance that the reconciler did
+	// not start (its container is older than the maintenance); it is the
+	// operator's to lift.
+	GuardMaintenance = "operator_maintenance"
+	// GuardPostgresUnobserved: a node's PostgreSQL server could not be
+	// read, so its parameters cannot be compared.
+	GuardPostgresUnobserved = "postgres_unobserved"
 )
 
 // Member is one row of the "what exists" summary of a cluster.
@@ -189,7 +207,10 @@ func (c *Condition) Satisfied(cluster string, obs *observe.Observation) bool {
 		if n.Name != c.Node {
 			continue
 		}
-		if n.Health != observe.HealthGood || !n.PGIsRunning {
+		// A node in maintenance may have its PostgreSQL stopped (pg_autoctl
+		// does not start it again after a restart in maintenance): waiting
+		// for maintenance asks for the state only.
+		if !c.maintenance() && (n.Health != observe.HealthGood || !n.PGIsRunning) {
 			return false
 		}
 		// A report older than the container's start says nothing of the
@@ -208,6 +229,12 @@ func (c *Condition) Satisfied(cluster string, obs *observe.Observation) bool {
 		}
 	}
 	return false
+}
+
+// maintenance reports whether the condition waits for the maintenance
+// state only.
+func (c *Condition) maintenance() bool {
+	return len(c.States) == 1 && c.States[0] == stateMaintenance
 }
 
 func findObsCluster(obs *observe.Observation, name string) *observe.Cluster {

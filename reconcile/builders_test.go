@@ -113,7 +113,13 @@ func converged(st *desired.State) *observe.Observation {
 		}
 		for i := range c.Nodes {
 			n := &c.Nodes[i]
-			putContainer(o, NodeSpec(st, c, n))
+			spec := NodeSpec(st, c, n)
+			putContainer(o, spec)
+			params := map[string]string{}
+			for k, v := range c.PostgreSQLParameters {
+				params[k] = v
+			}
+			containerOf(o, spec.VM, spec.Name).Postgres = &observe.Postgres{StartTime: o.Time.Add(-time.Hour), Parameters: params}
 			state := "secondary"
 			if i == 0 {
 				state = "primary"
@@ -132,6 +138,16 @@ func monNode(o *observe.Observation, cluster, name string) *observe.Node {
 	for i := range c.Monitor.Nodes {
 		if c.Monitor.Nodes[i].Name == name {
 			return &c.Monitor.Nodes[i]
+		}
+	}
+	return nil
+}
+
+func containerOf(o *observe.Observation, vmName, name string) *observe.Container {
+	vm := vmOf(o, vmName)
+	for i := range vm.Containers {
+		if vm.Containers[i].Name == name {
+			return &vm.Containers[i]
 		}
 	}
 	return nil

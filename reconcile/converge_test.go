@@ -32,7 +32,26 @@ func TestConvergeScenarios(t *testing.T) {
 		}, map[Kind]int{Switchover: 1, StopContainer: 1, RemoveNode: 2, RemoveContainer: 1}},
 		{"new_image_rolls_primary_last", func(st *desired.State, _ *observe.Observation) {
 			st.Clusters[0].Image = "pgaf/postgres:15-2.0-b"
-		}, map[Kind]int{ReplaceContainer: 4, Switchover: 1}},
+		}, map[Kind]int{ReplaceContainer: 4, Switchover: 1, EnableMaintenance: 3, DisableMaintenance: 3}},
+		{"reloadable_parameter_set_on_every_node", func(st *desired.State, _ *observe.Observation) {
+			st.Clusters[0].PostgreSQLParameters = map[string]string{"work_mem": "8MB"}
+		}, map[Kind]int{SetPostgresParameters: 3}},
+		{"restart_parameter_rolls_primary_last", func(st *desired.State, _ *observe.Observation) {
+			st.Clusters[0].PostgreSQLParameters = map[string]string{"max_connections": "150", "work_mem": "8MB"}
+		}, map[Kind]int{SetPostgresParameters: 3, EnableMaintenance: 3, RestartContainer: 3, DisableMaintenance: 3, Switchover: 1}},
+		{"interrupted_roll_resumes_in_maintenance", func(st *desired.State, obs *observe.Observation) {
+			st.Clusters[0].Image = "pgaf/postgres:15-2.0-b"
+			// apply stopped after start_maintenance of node2 on the old image
+			n := monNode(obs, "main", "node2")
+			n.ReportedState, n.AssignedState, n.StateChangeTime = "maintenance", "maintenance", obs.Time
+			ct := containerOf(obs, "vm3", "main-monitor")
+			ct.Image, ct.SpecHash = "pgaf/postgres:15-2.0-b", MonitorSpec(st, &st.Clusters[0]).Hash()
+		}, map[Kind]int{ReplaceContainer: 3, Switchover: 1, EnableMaintenance: 2, DisableMaintenance: 3}},
+		{"replaced_in_maintenance_is_lifted", func(st *desired.State, obs *observe.Observation) {
+			// apply stopped after node2's container was replaced in maintenance
+			n := monNode(obs, "main", "node2")
+			n.ReportedState, n.AssignedState, n.StateChangeTime = "maintenance", "maintenance", obs.Time.Add(-time.Minute)
+		}, map[Kind]int{DisableMaintenance: 1}},
 		{"settings_changed", func(st *desired.State, _ *observe.Observation) {
 			c := &st.Clusters[0]
 			c.Nodes[2].CandidatePriority = 0

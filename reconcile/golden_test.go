@@ -112,10 +112,112 @@ var goldenCases = map[string]goldenCase{
 		c.Image, c.Monitor.Image = "pgaf/postgres:15-2.0-b", "pgaf/postgres:15-2.0-b"
 		return o
 	}},
+	"postgresql_reload": {change: func(st *desired.State) {
+		st.Clusters[0].PostgreSQLParameters["work_mem"] = "8MB"
+	}, obs: converged},
+	"postgresql_restart": {change: func(st *desired.State) {
+		st.Clusters[0].PostgreSQLParameters["max_connections"] = "300"
+		st.Clusters[0].PostgreSQLParameters["work_mem"] = "8MB"
+	}, obs: func(st *desired.State) *observe.Observation {
+		c := &st.Clusters[0]
+		c.PostgreSQLParameters["max_connections"] = "200"
+		delete(c.PostgreSQLParameters, "work_mem")
+		o := converged(st)
+		c.PostgreSQLParameters["max_connections"] = "300"
+		c.PostgreSQLParameters["work_mem"] = "8MB"
+		return o
+	}},
+	// max_connections was written on every node; node2 restarted already
+	// and is a secondary again: node3 is next, the primary last.
+	"postgresql_restart_pending": {change: func(st *desired.State) {
+		st.Clusters[0].PostgreSQLParameters["max_connections"] = "300"
+	}, obs: func(st *desired.State) *observe.Observation {
+		o := converged(st)
+		for _, vm := range []string{"vm1", "vm3"} {
+			for i := range vmOf(o, vm).Containers {
+				if ct := &vmOf(o, vm).Containers[i]; ct.Postgres != nil {
+					ct.Postgres.PendingRestart = []string{"max_connections"}
+				}
+			}
+		}
+		return o
+	}},
+	// A rolling upgrade stopped after node2 entered maintenance: the
+	// monitor runs the new image, node2's container is still the old one.
+	"rolling_upgrade_resumes_in_maintenance": {change: setImageB, obs: func(st *desired.State) *observe.Observation {
+		o := oldImageObs(st)
+		ct := containerOf(o, "vm3", "main-monitor")
+		ct.Image, ct.SpecHash = "pgaf/postgres:15-2.0-b", MonitorSpec(st, &st.Clusters[0]).Hash()
+		n := monNode(o, "main", "node2")
+		n.ReportedState, n.AssignedState, n.StateChangeTime = "maintenance", "maintenance", o.Time.Add(-10*time.Second)
+		return o
+	}},
+	// Every secondary runs the new image: the primary is last, after a
+	// switchover.
+	"rolling_upgrade_primary_last": {change: setImageB, obs: func(st *desired.State) *observe.Observation {
+		o := oldImageObs(st)
+		for _, name := range []string{"monitor", "node2", "node3"} {
+			for i := range o.VMs {
+				for j := range o.VMs[i].Containers {
+					if ct := &o.VMs[i].Containers[j]; ct.Node == name {
+						var spec ContainerSpec
+						if name == "monitor" {
+							spec = MonitorSpec(st, &st.Clusters[0])
+						} else {
+							for k := range st.Clusters[0].Nodes {
+								if n := &st.Clusters[0].Nodes[k]; n.Name == name {
+									spec = NodeSpec(st, &st.Clusters[0], n)
+								}
+							}
+						}
+						ct.Image, ct.SpecHash = spec.Image, spec.Hash()
+					}
+				}
+			}
+		}
+		return o
+	}},
+	// An operator put node3 in maintenance by hand (its container is
+	// older than the maintenance): the reconciler leaves it there.
+	"operator_maintenance": {obs: func(st *desired.State) *observe.Observation {
+		o := converged(st)
+		n := monNode(o, "main", "node3")
+		n.ReportedState, n.AssignedState, n.StateChangeTime = "maintenance", "maintenance", o.Time.Add(time.Minute)
+		o.Time = o.Time.Add(2 * time.Minute)
+		return o
+	}},
+	// A container and a volume made by hand with the cluster's labels for
+	// nodes that are not desired: reported, left alone.
+	"stray_objects": {obs: func(st *desired.State) *observe.Observation {
+		o := converged(st)
+		vm := vmOf(o, "vm2")
+		labels := func(node string) map[string]string {
+			return map[string]string{observe.LabelManaged: "true", observe.LabelCluster: "main", observe.LabelNode: node, observe.LabelVM: "vm2"}
+		}
+		vm.Containers = append(vm.Containers, observe.Container{Name: "main-scratch", Cluster: "main", Node: "scratch", Role: observe.RoleNode,
+			Image: "pgaf/postgres:15-2.0", State: "running", StartedAt: o.Time, Labels: labels("scratch")})
+		vm.Volumes = append(vm.Volumes, observe.Volume{Name: "main-node9-data", Cluster: "main", Node: "node9", SizeBytes: 41943040, Labels: labels("node9")})
+		return o
+	}},
 	"diverged_manual": {obs: divergedObs},
 	"diverged_auto": {change: func(st *desired.State) {
 		st.Clusters[0].Diverged.Policy = "auto"
 	}, obs: divergedObs},
+}
+
+func setImageB(st *desired.State) {
+	c := &st.Clusters[0]
+	c.Image, c.Monitor.Image = "pgaf/postgres:15-2.0-b", "pgaf/postgres:15-2.0-b"
+}
+
+// oldImageObs is st converged on the first image.
+func oldImageObs(st *desired.State) *observe.Observation {
+	c := &st.Clusters[0]
+	img, mimg := c.Image, c.Monitor.Image
+	c.Image, c.Monitor.Image = "pgaf/postgres:15-2.0", "pgaf/postgres:15-2.0"
+	o := converged(st)
+	c.Image, c.Monitor.Image = img, mimg
+	return o
 }
 
 // divergedObs: node1, the old primary, came back after a failover and

@@ -71,12 +71,15 @@ func Plan(st *desired.State, obs *observe.Observation) *Result {
 		obsClusters[obs.Clusters[i].Name] = &obs.Clusters[i]
 	}
 	owned := map[string]bool{}
+	var notes []string
 	for _, c := range clusters {
 		p := &planner{st: st, c: c, obs: obs, oc: obsClusters[c.Name], vms: vms, idx: idx, specs: map[string]ContainerSpec{}}
 		r.Clusters = append(r.Clusters, p.plan())
+		notes = append(notes, p.notes...)
 		owned[c.Name] = true
 	}
-	r.Notes = strayNotes(st, obs, owned)
+	r.Notes = append(strayNotes(st, obs, owned), notes...)
+	sort.Strings(r.Notes)
 	return r
 }
 
@@ -153,6 +156,8 @@ type planner struct {
 	// report to the monitor: what the monitor says of them predates the
 	// restart, so it is not evidence that they are settled.
 	stale map[string]bool
+	// notes report objects of this cluster that the plan leaves alone.
+	notes []string
 }
 
 func (p *planner) plan() ClusterPlan {
@@ -184,7 +189,7 @@ func (p *planner) plan() ClusterPlan {
 	var primaryLast []*desired.Node
 	gate := true // every node before this one is settled (or will be)
 	for _, n := range nodes {
-		if on := p.monitorNode(n.Name); on != nil && isPrimary(on) {
+		if on := p.monitorNode(n.Name); on != nil && isPrimary(on) && p.vmReached(n.VM) {
 			if ct, _ := p.container(n.VM, n.Name); ct != nil && ct.SpecHash != p.nodeSpec(n).Labels[observe.LabelSpecHash] {
 				primaryLast = append(primaryLast, n)
 				continue
@@ -198,7 +203,9 @@ func (p *planner) plan() ClusterPlan {
 	if p.settingsSafe() {
 		p.planNodeSettings(nodes)
 		p.planFormation()
+		p.planPostgresParameters(nodes)
 	}
+	p.planRestarts(nodes)
 	p.planRemovals()
 	return p.out
 }
@@ -489,8 +496,15 @@ func (p *planner) planNode(n *desired.Node, gate bool) bool {
 		p.add(Action{Kind: CreateNode, Node: n.Name, VM: n.VM, Trigger: trigger, Spec: &spec, Volume: spec.Volume, Reason: reason})
 		p.waitNode(n, trigger, fmt.Sprintf("%s must register and finish its clone before the next change", n.Name))
 		return true
+	case on != nil && inMaintenance(on):
+		p.planMaintenance(n, ct, on)
+		return false
 	case ct.SpecHash != spec.Labels[observe.LabelSpecHash]:
 		ev := []string{fmt.Sprintf("container %s image %s spec-hash %s, desired image %s spec-hash %s", ct.Name, ct.Image, ct.SpecHash, spec.Image, spec.Labels[observe.LabelSpecHash])}
+		if on != nil && p.ready(on) && on.ReportedState == "secondary" {
+			p.roll(n, on, true, "drift", fmt.Sprintf("%s's container differs from its spec; replaced on the same volume (same node id, same data)", n.Name), ev)
+			return true
+		}
 		if !p.guardReplace(n.Name) {
 			return false
 		}
@@ -673,6 +687,250 @@ func (p *planner) switchover(name, trigger, reason string) {
 	}
 }
 
+// The maintenance states of pg_auto_failover: a secondary asked to enter
+// maintenance is assigned wait_maintenance or maintenance.
+const stateMaintenance = "maintenance"
+
+var maintenanceStates = []string{"wait_maintenance", stateMaintenance}
+
+func inMaintenance(n *observe.Node) bool { return slices.Contains(maintenanceStates, n.AssignedState) }
+
+// follow appends a step of a sequence whose first step was added with add:
+// the sequence is one disruption of one node.
+func (p *planner) follow(a Action) {
+	p.out.Actions = append(p.out.Actions, withCluster(a, p.c.Name))
+}
+
+func (p *planner) waitMaintenance(n *desired.Node, trigger, reason string) {
+	p.follow(Action{Kind: Wait, Node: n.Name, VM: n.VM, Trigger: trigger, Reason: reason,
+		Until: &Condition{Node: n.Name, States: []string{stateMaintenance}, Timeout: Duration(SwitchoverTimeout)}})
+}
+
+// roll takes a ready secondary through maintenance to give it a new
+// container (replace) or restart its server: start_maintenance, wait for
+// maintenance, replace or restart the container (same volume, same node
+// id), wait until the node reports from its new container, stop_maintenance,
+// wait until it is a secondary again. Each step is derived from the
+// observation (planMaintenance), so an interruption resumes where it
+// stopped; the next node is touched only once this one is ready again.
+func (p *planner) roll(n *desired.Node, on *observe.Node, replace bool, trigger, reason string, ev []string) {
+	if !p.guardReplace(n.Name) {
+		return
+	}
+	if !p.add(Action{Kind: EnableMaintenance, Node: n.Name, VM: n.VM, NodeID: on.ID, Trigger: trigger, Disruptive: true, Evidence: ev,
+		Reason: reason + ": put in maintenance first, so pg_auto_failover neither counts on it as a standby nor promotes it"}) {
+		return
+	}
+	p.waitMaintenance(n, trigger, "pg_auto_failover puts "+n.Name+" in maintenance")
+	p.change(n, on, replace, trigger, reason, nil, false)
+}
+
+// change replaces or restarts the container of a node in maintenance, then
+// lifts the maintenance. first says whether the change is the first
+// action of the sequence in this plan (it then goes through add).
+func (p *planner) change(n *desired.Node, on *observe.Node, replace bool, trigger, reason string, ev []string, first bool) {
+	a := Action{Kind: RestartContainer, Node: n.Name, VM: n.VM, Trigger: trigger, Disruptive: true, Evidence: ev,
+		Reason: reason + ": restart its container while it is in maintenance"}
+	if replace {
+		spec := p.nodeSpec(n)
+		a.Kind, a.Spec = ReplaceContainer, &spec
+		a.Reason = reason + ": replace its container while it is in maintenance"
+	}
+	if first {
+		if !p.add(a) {
+			return
+		}
+	} else {
+		p.follow(a)
+	}
+	p.waitMaintenance(n, trigger, n.Name+" must report to the monitor from its new container")
+	p.lift(n, on, trigger, false)
+}
+
+// lift plans stop_maintenance and the wait for the node to be a secondary.
+func (p *planner) lift(n *desired.Node, on *observe.Node, trigger string, first bool) {
+	a := Action{Kind: DisableMaintenance, Node: n.Name, VM: n.VM, NodeID: on.ID, Trigger: trigger,
+		Reason: n.Name + "'s container was changed during its maintenance: lift the maintenance"}
+	if first {
+		if !p.add(a) {
+			return
+		}
+	} else {
+		p.follow(a)
+	}
+	p.follow(Action{Kind: Wait, Node: n.Name, VM: n.VM, Trigger: trigger, Reason: n.Name + " must be a secondary again before the next node",
+		Until: &Condition{Node: n.Name, States: []string{"secondary"}, Timeout: Duration(NodeJoinTimeout)}})
+}
+
+// planMaintenance plans a node that is in maintenance (or entering it).
+// The reconciler counts a maintenance as its own when the node's
+// container started after the node entered maintenance: its rollout
+// changes the container only during a maintenance. It then lifts the
+// maintenance once the container matches its spec. A maintenance an
+// operator started by hand (the container is older) is left alone.
+func (p *planner) planMaintenance(n *desired.Node, ct *observe.Container, on *observe.Node) {
+	spec := p.nodeSpec(n)
+	replace := ct.SpecHash != spec.Labels[observe.LabelSpecHash]
+	restart := !replace && len(p.pendingRestart(ct)) > 0
+	ours := !ct.StartedAt.IsZero() && ct.StartedAt.After(on.StateChangeTime)
+	running := ct.State == "running" || ct.State == "restarting"
+	trigger := "drift"
+	if restart {
+		trigger = "settings"
+	}
+	switch {
+	case !replace && !restart && !ours:
+		p.block(n.Name, GuardMaintenance, fmt.Sprintf("%s is in maintenance (%s, assigned %s) and its container is older than the maintenance: an operator's; lift it with pg_autoctl disable maintenance", n.Name, on.ReportedState, on.AssignedState))
+	case on.ReportedState != stateMaintenance:
+		p.add(Action{Kind: Wait, Node: n.Name, VM: n.VM, Trigger: trigger, Reason: fmt.Sprintf("%s is %s, assigned %s: pg_auto_failover puts it in maintenance", n.Name, on.ReportedState, on.AssignedState),
+			Until: &Condition{Node: n.Name, States: []string{stateMaintenance}, Timeout: Duration(SwitchoverTimeout)}})
+		if replace || restart {
+			p.change(n, on, replace, trigger, n.Name+" is rolled", nil, false)
+		}
+	case replace || restart:
+		why := fmt.Sprintf("%s is in maintenance and its container differs from its spec (spec-hash %s, desired %s)", n.Name, ct.SpecHash, spec.Labels[observe.LabelSpecHash])
+		if restart {
+			why = fmt.Sprintf("%s is in maintenance and %s wait for a restart", n.Name, strings.Join(p.pendingRestart(ct), ", "))
+		}
+		p.change(n, on, replace, trigger, why, []string{fmt.Sprintf("container %s image %s started %s; in maintenance since %s", ct.Name, ct.Image, ct.StartedAt.Format(time.RFC3339), on.StateChangeTime.Format(time.RFC3339))}, true)
+	case !running:
+		p.add(Action{Kind: StartContainer, Node: n.Name, VM: n.VM, Trigger: "drift", Spec: &spec,
+			Reason: fmt.Sprintf("%s's container is %s during the maintenance the reconciler started", n.Name, ct.State)})
+		p.waitMaintenance(n, "drift", n.Name+" must report to the monitor from its container")
+		p.lift(n, on, "drift", false)
+	case p.stale[n.Name]:
+		p.add(Action{Kind: Wait, Node: n.Name, VM: n.VM, Trigger: "drift", Reason: n.Name + " has not reported to the monitor since its container started",
+			Until: &Condition{Node: n.Name, States: []string{stateMaintenance}, Timeout: Duration(SwitchoverTimeout)}})
+		p.lift(n, on, "drift", false)
+	default:
+		p.lift(n, on, "drift", true)
+	}
+}
+
+// pendingRestart lists the desired PostgreSQL parameters the node's server
+// reports as pending a restart.
+func (p *planner) pendingRestart(ct *observe.Container) []string {
+	if ct == nil || ct.Postgres == nil {
+		return nil
+	}
+	var out []string
+	for _, k := range ct.Postgres.PendingRestart {
+		if _, ok := p.c.PostgreSQLParameters[k]; ok {
+			out = append(out, k)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// planPostgresParameters sets the desired PostgreSQL parameters on every
+// running node whose postgresql.auto.conf differs. Parameters that the
+// desired state no longer lists are left as they are (pg_autoctl writes
+// its own, such as synchronous_standby_names, in the same file).
+func (p *planner) planPostgresParameters(nodes []*desired.Node) {
+	want := p.c.PostgreSQLParameters
+	if len(want) == 0 {
+		return
+	}
+	for _, n := range nodes {
+		ct, _ := p.container(n.VM, n.Name)
+		on := p.monitorNode(n.Name)
+		if ct == nil || ct.State != "running" || on == nil {
+			continue // set once the node joined, in a later plan
+		}
+		if ct.Postgres == nil || ct.Postgres.Error != "" {
+			why := "it was not read"
+			if ct.Postgres != nil {
+				why = ct.Postgres.Error
+			}
+			p.block(n.Name, GuardPostgresUnobserved, fmt.Sprintf("%s's PostgreSQL parameters cannot be compared: %s", n.Name, why))
+			continue
+		}
+		set, prev := map[string]string{}, map[string]string{}
+		var restart []string
+		for _, k := range SortedKeys(want) {
+			have, ok := ct.Postgres.Parameters[k]
+			if ok && have == want[k] {
+				continue
+			}
+			set[k] = want[k]
+			if ok {
+				prev[k] = have
+			}
+			if NeedsRestart(k) {
+				restart = append(restart, k)
+			}
+		}
+		if len(set) == 0 {
+			continue
+		}
+		reason := fmt.Sprintf("%s: PostgreSQL parameters %s not as desired (ALTER SYSTEM on this node, then reload", n.Name, strings.Join(SortedKeys(set), ", "))
+		if len(restart) == 0 {
+			reason += "; no restart)"
+		} else {
+			reason += fmt.Sprintf("); %s take effect only after a restart: the nodes restart one at a time after this, secondaries first in maintenance, the primary last after a switchover", strings.Join(restart, ", "))
+		}
+		p.add(Action{Kind: SetPostgresParameters, Node: n.Name, VM: n.VM, Trigger: "settings", Settings: set, Previous: nilIfEmpty(prev), Restart: restart, Reason: reason})
+	}
+}
+
+// restartFor lists the desired parameters that need the node's server
+// restarted: pending a restart, or set by this plan and known to need one.
+func (p *planner) restartFor(n *desired.Node, ct *observe.Container) []string {
+	names := p.pendingRestart(ct)
+	for _, a := range p.out.Actions {
+		if a.Kind == SetPostgresParameters && a.Node == n.Name {
+			names = append(names, a.Restart...)
+		}
+	}
+	slices.Sort(names)
+	return slices.Compact(names)
+}
+
+// planRestarts restarts, one node per plan, the servers whose parameters
+// need it: secondaries through maintenance, the primary last after a
+// switchover that pg_auto_failover performs.
+func (p *planner) planRestarts(nodes []*desired.Node) {
+	if len(p.c.PostgreSQLParameters) == 0 || !p.monitorUp {
+		return
+	}
+	var primary *desired.Node
+	var primaryNames []string
+	for _, n := range nodes {
+		on := p.monitorNode(n.Name)
+		ct, _ := p.container(n.VM, n.Name)
+		if on == nil || ct == nil || ct.State != "running" || !p.vmReached(n.VM) || inMaintenance(on) {
+			continue
+		}
+		names := p.restartFor(n, ct)
+		if len(names) == 0 {
+			continue
+		}
+		if isPrimary(on) {
+			primary, primaryNames = n, names
+			continue
+		}
+		if !p.ready(on) || on.ReportedState != "secondary" {
+			continue // in flight: planNode waits for it
+		}
+		p.roll(n, on, false, "settings", fmt.Sprintf("%s needs a restart for %s", n.Name, strings.Join(names, ", ")),
+			[]string{fmt.Sprintf("%s: %s pending a restart (context postmaster)", n.Name, strings.Join(names, ", "))})
+	}
+	if primary == nil {
+		return
+	}
+	on := p.monitorNode(primary.Name)
+	why := fmt.Sprintf("%s is the primary and needs a restart for %s", primary.Name, strings.Join(primaryNames, ", "))
+	if on.ReportedState == "single" {
+		if p.add(Action{Kind: RestartContainer, Node: primary.Name, VM: primary.VM, Trigger: "settings", Disruptive: true,
+			Reason: why + "; it is the only node, so it restarts in place (writes pause while it restarts)"}) {
+			p.waitNode(primary, "settings", primary.Name+" must be back")
+		}
+		return
+	}
+	p.switchover(primary.Name, "settings", why+": pg_auto_failover is asked for a switchover, the restart follows once it is a secondary")
+}
+
 type removed struct {
 	name, vm string
 	port     int
@@ -735,8 +993,21 @@ func (p *planner) planRemovals() {
 			if vol != nil && p.c.RemovedNodeData == "delete" && p.vmReached(r.vm) {
 				p.add(Action{Kind: RemoveVolume, Node: r.name, VM: r.vm, Volume: vol.Name, Trigger: "removed", Destructive: true,
 					Reason: fmt.Sprintf("%s was removed from the desired state and removed_node_data is delete", r.name)})
+			} else if vol != nil {
+				size := "size unknown"
+				if vol.SizeBytes >= 0 {
+					size = fmt.Sprintf("%d bytes", vol.SizeBytes)
+				}
+				p.notes = append(p.notes, fmt.Sprintf("volume %s on %s (cluster %s, node %s, %s) belongs to no desired node; kept (removed_node_data: keep): delete it by hand or set removed_node_data: delete", vol.Name, r.vm, p.c.Name, r.name, size))
 			}
 			continue // a kept volume: status lists it as orphaned
+		}
+		if r.on == nil && p.monitorUp && (ct.State == "running" || ct.State == "restarting") {
+			// Not registered, yet running: nothing the reconciler's removal
+			// sequence leaves behind (it stops the container before it drops
+			// the node). Someone made it by hand; it is reported, not touched.
+			p.notes = append(p.notes, fmt.Sprintf("container %s on %s carries cluster %s's labels for node %s, which is neither in the desired state nor registered on the monitor; left alone", ct.Name, r.vm, p.c.Name, r.name))
+			continue
 		}
 		if r.on != nil && isPrimary(r.on) {
 			p.switchover(r.name, "removed", fmt.Sprintf("%s was removed from the desired state but is the primary: pg_auto_failover is asked for a switchover first", r.name))

@@ -19,10 +19,31 @@ import (
 func simulate(t *testing.T, st *desired.State, obs *observe.Observation, p *Result) {
 	t.Helper()
 	for _, a := range p.Actions() {
+		// Time passes between steps, and every running node keeps
+		// reporting to the monitor.
+		obs.Time = obs.Time.Add(time.Second)
 		oc := clusterOf(obs, a.Cluster)
+		for i := range oc.Monitor.Nodes {
+			if n := &oc.Monitor.Nodes[i]; n.PGIsRunning || n.ReportedState == "maintenance" {
+				n.ReportTime = obs.Time
+			}
+		}
 		switch a.Kind {
 		case CreateMonitor, ReplaceContainer, StartContainer, CreateNode:
+			var pg *observe.Postgres
+			if old := containerOf(obs, a.Spec.VM, a.Spec.Name); old != nil && old.Postgres != nil {
+				pg = &observe.Postgres{StartTime: obs.Time, Parameters: old.Postgres.Parameters}
+			}
 			putContainer(obs, *a.Spec)
+			if a.Node != "monitor" {
+				if pg == nil {
+					pg = &observe.Postgres{StartTime: obs.Time}
+				}
+				containerOf(obs, a.Spec.VM, a.Spec.Name).Postgres = pg
+			}
+			if n := monNode(obs, a.Cluster, a.Node); n != nil {
+				n.ReportTime = obs.Time
+			}
 			if a.Node == "monitor" {
 				if !oc.Monitor.Reached {
 					oc.Monitor = observe.Monitor{Reached: true, Version: "2.0", Settings: map[string]string{},
@@ -109,8 +130,32 @@ func simulate(t *testing.T, st *desired.State, obs *observe.Observation, p *Resu
 		case RemoveVolume:
 			vm := vmOf(obs, a.VM)
 			vm.Volumes = slices.DeleteFunc(vm.Volumes, func(v observe.Volume) bool { return v.Name == a.Volume })
-		case EnableMaintenance, DisableMaintenance:
-			t.Fatalf("simulation of %s is not written yet", a.Kind)
+		case EnableMaintenance:
+			n := monNode(obs, a.Cluster, a.Node)
+			if n.ReportedState != "secondary" {
+				t.Fatalf("start_maintenance of %s, which is %s", a.Node, n.ReportedState)
+			}
+			n.AssignedState, n.StateChangeTime = "maintenance", obs.Time
+		case DisableMaintenance:
+			n := monNode(obs, a.Cluster, a.Node)
+			if n.ReportedState != "maintenance" {
+				t.Fatalf("stop_maintenance of %s, which is %s (pg_auto_failover refuses with 55000)", a.Node, n.ReportedState)
+			}
+			n.AssignedState, n.StateChangeTime = "catchingup", obs.Time
+		case RestartContainer:
+			ct := containerOf(obs, a.VM, ContainerName(a.Cluster, a.Node))
+			ct.StartedAt, ct.State = obs.Time, "running"
+			ct.Postgres.StartTime, ct.Postgres.PendingRestart = obs.Time, nil
+			monNode(obs, a.Cluster, a.Node).ReportTime = obs.Time
+		case SetPostgresParameters:
+			ct := containerOf(obs, a.VM, ContainerName(a.Cluster, a.Node))
+			if ct.Postgres.Parameters == nil {
+				ct.Postgres.Parameters = map[string]string{}
+			}
+			for k, v := range a.Settings {
+				ct.Postgres.Parameters[k] = v
+			}
+			ct.Postgres.PendingRestart = append(ct.Postgres.PendingRestart, a.Restart...)
 		default:
 			t.Fatalf("unknown action kind %q", a.Kind)
 		}
@@ -149,7 +194,7 @@ func checkInvariants(t *testing.T, obs *observe.Observation, p *Result) {
 				}
 				target = a.Node
 			}
-			if a.Kind == Switchover && a.Trigger != "removed" && a.Trigger != "drift" {
+			if a.Kind == Switchover && a.Trigger != "removed" && a.Trigger != "drift" && a.Trigger != "settings" {
 				t.Errorf("switchover planned for trigger %q: failover decisions belong to pg_auto_failover", a.Trigger)
 			}
 			if !a.Destructive {

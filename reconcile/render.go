@@ -51,7 +51,7 @@ func (a *Action) Describe() string {
 			return fmt.Sprintf("wait until the monitor answers (timeout %s)", durString(a.Until.Timeout))
 		}
 		return fmt.Sprintf("wait until %s is %s (timeout %s)", a.Until.Node, strings.Join(a.Until.States, " or "), durString(a.Until.Timeout))
-	case SetMonitorSettings, SetFormation, SetNodeSettings:
+	case SetMonitorSettings, SetFormation, SetNodeSettings, SetPostgresParameters:
 		var parts []string
 		for _, k := range SortedKeys(a.Settings) {
 			if old, ok := a.Previous[k]; ok {
@@ -60,7 +60,17 @@ func (a *Action) Describe() string {
 				parts = append(parts, fmt.Sprintf("%s = %s", k, a.Settings[k]))
 			}
 		}
-		return fmt.Sprintf("%s %s: %s", a.Kind, target, strings.Join(parts, ", "))
+		d := fmt.Sprintf("%s %s: %s", a.Kind, target, strings.Join(parts, ", "))
+		if a.Kind == SetPostgresParameters {
+			if len(a.Restart) > 0 {
+				d += " (reload; needs a restart: " + strings.Join(a.Restart, ", ") + ")"
+			} else {
+				d += " (reload, no restart)"
+			}
+		}
+		return d
+	case EnableMaintenance, DisableMaintenance:
+		return fmt.Sprintf("%s %s (id %d)", a.Kind, target, a.NodeID)
 	case RemoveNode:
 		if a.Force {
 			return fmt.Sprintf("remove_node %s from the monitor (id %d, force)", a.Node, a.NodeID)
