@@ -1,0 +1,350 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// WriterTable is the table the writer inserts into: one row per
+// transaction, keyed by the writer's own sequence number.
+const WriterTable = "e2e_acked"
+
+// Ack is one insert the server acknowledged (its COMMIT returned).
+type Ack struct {
+	Seq    int64
+	At     time.Time // when the acknowledgement arrived
+	Server string    // inet_server_addr():inet_server_port() of the node that took it
+}
+
+// Writer inserts rows continuously through an application's connection
+// string, reconnects on error, and records every acknowledged insert and
+// every failure. It is the test's application.
+type Writer struct {
+	dsn    string
+	pause  time.Duration
+	cancel context.CancelFunc
+	done   chan struct{}
+
+	mu       sync.Mutex
+	acks     []Ack
+	failures []time.Time
+	lastErr  string
+	next     int64
+}
+
+// StartWriter creates the table if needed and starts inserting, one row
+// per transaction every pause, until Stop.
+func StartWriter(ctx context.Context, dsn string, pause time.Duration) (*Writer, error) {
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(cctx, dsn)
+	if err != nil {
+		return nil, fmt.Errorf("writer: connect: %w", err)
+	}
+	_, err = conn.Exec(cctx, `CREATE TABLE IF NOT EXISTS `+WriterTable+` (seq bigint PRIMARY KEY, at timestamptz NOT NULL DEFAULT now(), server text NOT NULL)`)
+	conn.Close(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("writer: create table: %w", err)
+	}
+	wctx, wcancel := context.WithCancel(ctx)
+	w := &Writer{dsn: dsn, pause: pause, cancel: wcancel, done: make(chan struct{}), next: 1}
+	go w.loop(wctx)
+	return w, nil
+}
+
+func (w *Writer) loop(ctx context.Context) {
+	defer close(w.done)
+	var conn *pgx.Conn
+	defer func() {
+		if conn != nil {
+			conn.Close(context.Background())
+		}
+	}()
+	tick := time.NewTicker(w.pause)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		if conn == nil {
+			cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+			c, err := pgx.Connect(cctx, w.dsn)
+			cancel()
+			if err != nil {
+				w.fail(ctx, err)
+				continue
+			}
+			conn = c
+		}
+		w.mu.Lock()
+		seq := w.next
+		w.mu.Unlock()
+		qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		var server string
+		err := conn.QueryRow(qctx, `INSERT INTO `+WriterTable+` (seq, server) VALUES ($1, host(inet_server_addr()) || ':' || inet_server_port()) RETURNING server`, seq).Scan(&server)
+		cancel()
+		if err != nil {
+			// The commit's fate is unknown: it is not counted as
+			// acknowledged, and the next row takes a new number (a retry
+			// of the same number could collide with a commit that did
+			// happen).
+			w.mu.Lock()
+			w.next++
+			w.mu.Unlock()
+			conn.Close(context.Background())
+			conn = nil
+			w.fail(ctx, err)
+			continue
+		}
+		w.mu.Lock()
+		w.acks = append(w.acks, Ack{Seq: seq, At: time.Now(), Server: server})
+		w.next++
+		w.mu.Unlock()
+	}
+}
+
+func (w *Writer) fail(ctx context.Context, err error) {
+	if ctx.Err() != nil {
+		return
+	}
+	w.mu.Lock()
+	w.failures = append(w.failures, time.Now())
+	w.lastErr = err.Error()
+	w.mu.Unlock()
+}
+
+// Stop ends the writer and waits for it.
+func (w *Writer) Stop() {
+	w.cancel()
+	<-w.done
+}
+
+// Acks returns a copy of every acknowledged insert, in order.
+func (w *Writer) Acks() []Ack {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return append([]Ack(nil), w.acks...)
+}
+
+// Failures returns how many attempts failed since t, and the last error.
+func (w *Writer) Failures(since time.Time) (int, string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	n := 0
+	for _, f := range w.failures {
+		if !f.Before(since) {
+			n++
+		}
+	}
+	return n, w.lastErr
+}
+
+// LastAck returns the latest acknowledgement (zero when none).
+func (w *Writer) LastAck() Ack {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(w.acks) == 0 {
+		return Ack{}
+	}
+	return w.acks[len(w.acks)-1]
+}
+
+// Unavailability is the longest gap between two consecutive acknowledged
+// inserts whose second one arrived after since: the write-unavailability
+// window of a fault injected at since. Second is when writes resumed.
+func (w *Writer) Unavailability(since time.Time) (gap time.Duration, resumed time.Time) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for i := 1; i < len(w.acks); i++ {
+		if w.acks[i].At.Before(since) {
+			continue
+		}
+		if d := w.acks[i].At.Sub(w.acks[i-1].At); d > gap {
+			gap, resumed = d, w.acks[i].At
+		}
+	}
+	return gap, resumed
+}
+
+// Servers counts the acknowledged inserts by the node that took them.
+func (w *Writer) Servers(since time.Time) map[string]int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	m := map[string]int{}
+	for _, a := range w.acks {
+		if !a.At.Before(since) {
+			m[a.Server]++
+		}
+	}
+	return m
+}
+
+// MissingOn returns the acknowledged sequence numbers that the node at uri
+// does not hold.
+func MissingOn(ctx context.Context, uri string, acks []Ack) ([]int64, error) {
+	cctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(cctx, uri)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close(ctx)
+	rows, err := conn.Query(cctx, `SELECT seq FROM `+WriterTable)
+	if err != nil {
+		return nil, err
+	}
+	have := map[int64]bool{}
+	for rows.Next() {
+		var s int64
+		if err := rows.Scan(&s); err != nil {
+			return nil, err
+		}
+		have[s] = true
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	var missing []int64
+	for _, a := range acks {
+		if !have[a.Seq] {
+			missing = append(missing, a.Seq)
+		}
+	}
+	return missing, nil
+}
+
+// WriterSample is one look at which nodes accepted writes.
+type WriterSample struct {
+	At      time.Time
+	Writers []string // nodes not in recovery
+}
+
+// Sampler asks every node, every interval, whether it is in recovery, and
+// keeps the samples in which more than one node accepted writes.
+type Sampler struct {
+	nodes  map[string]string // name -> uri
+	cancel context.CancelFunc
+	done   chan struct{}
+
+	mu      sync.Mutex
+	samples int
+	bad     []WriterSample
+	ignore  map[string]bool
+}
+
+// StartSampler starts sampling the nodes (name -> connection string).
+func StartSampler(ctx context.Context, nodes map[string]string, every time.Duration) *Sampler {
+	sctx, cancel := context.WithCancel(ctx)
+	s := &Sampler{nodes: nodes, cancel: cancel, done: make(chan struct{}), ignore: map[string]bool{}}
+	go s.loop(sctx, every)
+	return s
+}
+
+// Ignore excludes a node from the check while on is true: a node the test
+// itself promoted by hand (an induced fork) is a second writer on purpose.
+func (s *Sampler) Ignore(node string, on bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.ignore[node] = on
+}
+
+func (s *Sampler) loop(ctx context.Context, every time.Duration) {
+	defer close(s.done)
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	names := make([]string, 0, len(s.nodes))
+	for n := range s.nodes {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		var mu sync.Mutex
+		var writers []string
+		var wg sync.WaitGroup
+		for _, name := range names {
+			wg.Go(func() {
+				if inRecovery(ctx, s.nodes[name]) == 0 {
+					mu.Lock()
+					writers = append(writers, name)
+					mu.Unlock()
+				}
+			})
+		}
+		wg.Wait()
+		sort.Strings(writers)
+		s.mu.Lock()
+		s.samples++
+		var counted []string
+		for _, w := range writers {
+			if !s.ignore[w] {
+				counted = append(counted, w)
+			}
+		}
+		if len(counted) > 1 {
+			s.bad = append(s.bad, WriterSample{At: time.Now(), Writers: writers})
+		}
+		s.mu.Unlock()
+	}
+}
+
+// inRecovery returns 1 in recovery, 0 accepting writes, -1 unreachable.
+func inRecovery(ctx context.Context, uri string) int {
+	cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(cctx, uri)
+	if err != nil {
+		return -1
+	}
+	defer conn.Close(ctx)
+	var rec, readOnly bool
+	var ro string
+	if err := conn.QueryRow(cctx, `SELECT pg_is_in_recovery(), current_setting('default_transaction_read_only')`).Scan(&rec, &ro); err != nil {
+		return -1
+	}
+	readOnly = ro == "on"
+	if rec || readOnly {
+		return 1
+	}
+	return 0
+}
+
+// Stop ends sampling and returns how many samples were taken and those in
+// which two nodes accepted writes at once.
+func (s *Sampler) Stop() (int, []WriterSample) {
+	s.cancel()
+	<-s.done
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.samples, append([]WriterSample(nil), s.bad...)
+}
+
+// ErrNoAcks is returned by checks that need acknowledged rows.
+var ErrNoAcks = errors.New("writer: no acknowledged insert")
+
+// Describe summarises the writer for logs.
+func (w *Writer) Describe() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d acknowledged, %d failed attempts", len(w.acks), len(w.failures))
+	if w.lastErr != "" {
+		fmt.Fprintf(&b, " (last error: %s)", w.lastErr)
+	}
+	return b.String()
+}
