@@ -440,6 +440,38 @@ func (in *instance) actions() []logLine {
 	return out
 }
 
+// timeline lists the log messages between since and until, with their
+// offsets from since: where the time between a commit and its first action
+// went.
+func (in *instance) timeline(since, until time.Time) string {
+	f, err := os.Open(in.logPath)
+	if err != nil {
+		return err.Error()
+	}
+	defer f.Close()
+	var parts []string
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		var l struct {
+			logLine
+			Reason string `json:"reason"`
+		}
+		if json.Unmarshal(sc.Bytes(), &l) != nil || l.Time.Before(since) || l.Time.After(until) {
+			continue
+		}
+		what := l.Msg
+		if l.Action != "" {
+			what += " " + l.Action
+		}
+		if l.Reason != "" && len(l.Reason) < 60 {
+			what += " (" + l.Reason + ")"
+		}
+		parts = append(parts, fmt.Sprintf("+%s %s", l.Time.Sub(since).Round(time.Millisecond), what))
+	}
+	return strings.Join(parts, "; ")
+}
+
 // firstAction is the time of the first step executed for commit.
 func (in *instance) firstAction(commit string) (time.Time, bool) {
 	for _, l := range in.actions() {
@@ -827,6 +859,9 @@ func TestGitOpsRunOnLab(t *testing.T) {
 					t.Fatalf("no action logged for %s", c)
 				}
 				lats = append(lats, first.Sub(before))
+				if first.Sub(before) > interval/2 || (webhook && first.Sub(before) > time.Second) {
+					t.Logf("commit %d took %s; service log since the commit: %s", i, first.Sub(before).Round(time.Millisecond), x.timeline(before, first))
+				}
 				base = d
 			}
 			return lats
