@@ -7,6 +7,7 @@ import (
 	"io"
 	"sort"
 	"strings"
+	"sync"
 	"text/tabwriter"
 	"time"
 
@@ -49,6 +50,33 @@ type orphanVolume struct {
 	Volume    string `json:"volume"`
 	Node      string `json:"node"`
 	SizeBytes int64  `json:"size_bytes"`
+	// SizeError says why the size is unknown (SizeBytes -1).
+	SizeError string `json:"size_error,omitempty"`
+	image     string // the cluster's image, which measures it
+}
+
+// measureOrphans fills in the size of each orphaned volume, measured in
+// parallel on its VM (see observe.VolumeSize), each within timeout.
+func measureOrphans(ctx context.Context, r observe.Runner, rep *statusReport, timeout time.Duration) {
+	var wg sync.WaitGroup
+	for ci := range rep.Clusters {
+		for oi := range rep.Clusters[ci].Orphans {
+			o := &rep.Clusters[ci].Orphans[oi]
+			if o.SizeBytes >= 0 {
+				continue
+			}
+			wg.Go(func() {
+				mctx, cancel := context.WithTimeout(ctx, timeout)
+				defer cancel()
+				n, err := observe.VolumeSize(mctx, r, o.VM, o.Volume, o.image)
+				o.SizeBytes = n
+				if err != nil {
+					o.SizeError = err.Error()
+				}
+			})
+		}
+	}
+	wg.Wait()
 }
 
 func buildStatus(st *desired.State, obs *observe.Observation) statusReport {
@@ -131,7 +159,7 @@ func buildStatus(st *desired.State, obs *observe.Observation) statusReport {
 					continue
 				}
 				if !hasNode(c, v.Node) && !hasContainer(&vm, c.Name, v.Node) {
-					cs.Orphans = append(cs.Orphans, orphanVolume{VM: vm.Name, Volume: v.Name, Node: v.Node, SizeBytes: v.SizeBytes})
+					cs.Orphans = append(cs.Orphans, orphanVolume{VM: vm.Name, Volume: v.Name, Node: v.Node, SizeBytes: v.SizeBytes, image: c.Image})
 				}
 			}
 		}
@@ -193,7 +221,9 @@ func (r statusReport) writeText(w io.Writer) error {
 		for _, o := range c.Orphans {
 			size := "size unknown"
 			if o.SizeBytes >= 0 {
-				size = fmt.Sprintf("%d bytes", o.SizeBytes)
+				size = fmt.Sprintf("%d bytes, %s", o.SizeBytes, humanBytes(o.SizeBytes))
+			} else if o.SizeError != "" {
+				size = "size unknown: " + o.SizeError
 			}
 			fmt.Fprintf(&b, "orphaned volume %s on %s (node %s, %s): kept; delete it by hand or set removed_node_data: delete\n", o.Volume, o.VM, o.Node, size)
 		}
@@ -228,10 +258,28 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	defer s.Close()
 	r := buildStatus(s.st, s.observe(ctx))
+	measureOrphans(ctx, s.ssh, &r, orphanSizeTimeout)
 	if *output == "json" {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		return enc.Encode(r)
 	}
 	return r.writeText(stdout)
+}
+
+// orphanSizeTimeout bounds the measure of one orphaned volume.
+const orphanSizeTimeout = 30 * time.Second
+
+// humanBytes prints n in binary units ("1.5 GiB").
+func humanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
