@@ -664,6 +664,12 @@ func (p *planner) planPrimaryReplacement(n *desired.Node) {
 }
 
 func (p *planner) switchover(name, trigger, reason string) {
+	// perform_failover returns at once; until the node reached its new
+	// state, the monitor shows it primary with another goal: in flight.
+	if on := p.monitorNode(name); on != nil && !p.ready(on) {
+		p.block(name, GuardInFlight, reason+"; waiting: "+p.why(on))
+		return
+	}
 	if other := p.unsettledOther(name); other != "" {
 		p.block(name, GuardInFlight, reason+"; waiting: "+other)
 		return
