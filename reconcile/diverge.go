@@ -35,10 +35,13 @@ const MinLogEvidence = 2
 //     lines in its log (failed pg_rewind, timeline not a child of this
 //     server's history, system identifier mismatch, ...).
 //
-// The grace period runs from the node's last state change and from its
-// container's start: a node that just came back (a VM powered on, a
-// container re-created) gets the whole grace period to rejoin by itself,
-// which pg_auto_failover usually does (pg_rewind, then pg_basebackup). A
+// The grace period runs from the node's last state change, from its
+// container's start, and from the newest monitor event about it (the
+// observation keeps the monitor's latest events): a node that just came
+// back (a VM powered on, a container re-created, a partition healed, which
+// the monitor records as "marked as healthy") gets the whole grace period
+// to rejoin by itself, which pg_auto_failover usually does (pg_rewind, then
+// pg_basebackup). A stuck node makes no news. A
 // settled, healthy secondary on the primary's timeline is never diverged,
 // whatever its log says: its log may keep a failure it recovered from.
 func (p *planner) divergence(n *desired.Node, ct *observe.Container, on *observe.Node) []string {
@@ -53,8 +56,13 @@ func (p *planner) divergence(n *desired.Node, ct *observe.Container, on *observe
 	now := p.obs.Time
 	loop := ct.State == "restarting" || ct.RestartCount >= RestartLoopCount
 	since := now.Sub(on.StateChangeTime)
-	if !loop && !ct.StartedAt.IsZero() && now.Sub(ct.StartedAt) < since {
-		since = now.Sub(ct.StartedAt)
+	if !loop {
+		if !ct.StartedAt.IsZero() && now.Sub(ct.StartedAt) < since {
+			since = now.Sub(ct.StartedAt)
+		}
+		if ev := p.lastEvent(on); !ev.IsZero() && now.Sub(ev) < since {
+			since = now.Sub(ev)
+		}
 	}
 	if since < grace {
 		return nil
@@ -89,6 +97,21 @@ func (p *planner) divergence(n *desired.Node, ct *observe.Container, on *observe
 		ev = append(ev, "log: "+l)
 	}
 	return ev
+}
+
+// lastEvent is the time of the newest monitor event about on, zero when the
+// observation holds none.
+func (p *planner) lastEvent(on *observe.Node) time.Time {
+	var t time.Time
+	if p.oc == nil {
+		return t
+	}
+	for _, e := range p.oc.Monitor.Events {
+		if (e.NodeID == on.ID || e.NodeName == on.Name) && e.Time.After(t) {
+			t = e.Time
+		}
+	}
+	return t
 }
 
 // forked reports whether on, a node neither primary nor being promoted,

@@ -65,6 +65,20 @@ func TestDivergence(t *testing.T) {
 			n.ReportedState, n.AssignedState, n.StateChangeTime = "secondary", "catchingup", o.Time.Add(-30*time.Minute)
 			containerOfNode(o, "node1").StartedAt = o.Time.Add(-30 * time.Second)
 		}},
+		{name: "stuck_but_back_from_a_partition", setup: func(o *observe.Observation) {
+			// The container never stopped, but the monitor marked the node
+			// healthy again 20 s ago: it gets the whole grace period.
+			n := monNode(o, "main", "node1")
+			n.ReportedState, n.AssignedState, n.StateChangeTime = "secondary", "catchingup", o.Time.Add(-10*time.Minute)
+			o.Clusters[0].Monitor.Events = append(o.Clusters[0].Monitor.Events, observe.Event{ID: 9, Time: o.Time.Add(-20 * time.Second), NodeID: n.ID, NodeName: "node1",
+				Reported: "secondary", Assigned: "catchingup", Description: `Node node 1 "node1" (10.0.0.11:5432) is marked as healthy by the monitor`})
+		}},
+		{name: "stuck_and_quiet_since_its_last_event", want: "reported secondary, assigned catchingup for 4m0s", setup: func(o *observe.Observation) {
+			n := monNode(o, "main", "node1")
+			n.ReportedState, n.AssignedState, n.StateChangeTime = "secondary", "catchingup", o.Time.Add(-10*time.Minute)
+			o.Clusters[0].Monitor.Events = append(o.Clusters[0].Monitor.Events, observe.Event{ID: 9, Time: o.Time.Add(-4 * time.Minute), NodeID: n.ID, NodeName: "node1",
+				Description: `Node node 1 "node1" (10.0.0.11:5432) is marked as healthy by the monitor`})
+		}},
 		{name: "forked_timeline_ahead_while_secondary", want: "timeline 3 ahead of the primary node2's 2", setup: func(o *observe.Observation) {
 			n := monNode(o, "main", "node1")
 			n.Timeline, n.StateChangeTime = 3, o.Time.Add(-5*time.Minute)
