@@ -259,7 +259,8 @@ func TestFaultsOnLab(t *testing.T) {
 			t.Fatal(err)
 		}
 		if _, err := docker(ctx, "exec", "main-node2", "psql", "-d", "postgres", "-c",
-			"CREATE TABLE forked_alone(x int); INSERT INTO forked_alone SELECT generate_series(1, 1000)"); err != nil {
+			// Committed locally: node2 kept the primary's synchronous_standby_names.
+			"SET synchronous_commit = local; CREATE TABLE forked_alone(x int); INSERT INTO forked_alone SELECT generate_series(1, 1000)"); err != nil {
 			t.Fatal(err)
 		}
 		if err := l.Reconnect(ctx, "vm2"); err != nil {

@@ -115,8 +115,8 @@ func TestLabDesiredStateMatchesTopology(t *testing.T) {
 		len(c.ClientNetworks) != 1 || c.ClientNetworks[0] != l.Subnet {
 		t.Errorf("desired cluster: %+v", c)
 	}
-	if got := c.MonitorSettings["node_considered_unhealthy_timeout"]; got != "5000" {
-		t.Errorf("monitor_settings node_considered_unhealthy_timeout = %q, want 5000", got)
+	if got := c.MonitorSettings["node_considered_unhealthy_timeout"]; got != "3000" {
+		t.Errorf("monitor_settings node_considered_unhealthy_timeout = %q, want 3000", got)
 	}
 }
 

@@ -340,14 +340,17 @@ write_desired() {
 			    # network_partition_timeout. The first must exceed the second
 			    # (validate refuses otherwise), or a partitioned primary could
 			    # still accept writes after the standby was promoted. Defaults:
-			    # 30000 ms and 20 s, about 55 s per failover; these give ~12 s.
+			    # 30000 ms and 20 s, about 55 s per failover. The monitor starts
+			    # its demote timer only once a standby was elected (~6 s after the
+			    # primary went silent), so a keeper that demotes itself after 3 s
+			    # is long done by then. These give ~12 s of write unavailability.
 			    monitor_settings:
 			      health_check_period: "1000"
 			      health_check_timeout: "1000"
 			      health_check_max_retries: "1"
 			      health_check_retry_delay: "500"
-			      node_considered_unhealthy_timeout: "5000"
-			      primary_demote_timeout: "5000"
+			      node_considered_unhealthy_timeout: "3000"
+			      primary_demote_timeout: "4000"
 			    keeper_settings:
 			      timeout.network_partition_timeout: "3"
 		EOF
