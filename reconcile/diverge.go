@@ -64,12 +64,23 @@ func (p *planner) divergence(n *desired.Node, ct *observe.Container, on *observe
 			since = now.Sub(ev)
 		}
 	}
-	if since < grace {
+	// A stopped container is a wipe in progress (the sequence stops the
+	// container first) or an operator's stop. Stopping it makes news (the
+	// monitor marks it unhealthy), which would restart the clock and make
+	// the next plan start it again. So for a stopped container only the
+	// evidence that does not fade with time counts, without waiting: a
+	// fork, a restart loop, repeated fatal lines. Being unsettled or behind
+	// does not: an operator's stop makes any node so.
+	stopped := ct.State != "running" && ct.State != "restarting"
+	if since < grace && !stopped {
 		return nil
 	}
-	isSettled := settled(on)
+	isSettled := settled(on) || stopped
 	var ev []string
 	why := false // a reason to act, besides supporting evidence
+	if stopped {
+		ev = append(ev, fmt.Sprintf("container %s (a wipe in progress, or stopped by hand)", ct.State))
+	}
 	if !isSettled {
 		ev = append(ev, fmt.Sprintf("reported %s, assigned %s for %s (grace %s)", on.ReportedState, on.AssignedState, since.Round(time.Second), grace))
 		why = true
@@ -78,7 +89,7 @@ func (p *planner) divergence(n *desired.Node, ct *observe.Container, on *observe
 	case forked(on, prim):
 		ev = append(ev, fmt.Sprintf("timeline %d ahead of the primary %s's %d while %s for %s: its history forked from the primary's", on.Timeline, prim.Name, prim.Timeline, on.ReportedState, since.Round(time.Second)))
 		why = true
-	case on.Timeline < prim.Timeline && now.Sub(prim.StateChangeTime) >= grace:
+	case on.Timeline < prim.Timeline && now.Sub(prim.StateChangeTime) >= grace && !stopped:
 		ev = append(ev, fmt.Sprintf("timeline %d behind the primary %s's %d, not moved in %s", on.Timeline, prim.Name, prim.Timeline, min(since, now.Sub(prim.StateChangeTime)).Round(time.Second)))
 		why = true
 	}
@@ -86,7 +97,7 @@ func (p *planner) divergence(n *desired.Node, ct *observe.Container, on *observe
 		ev = append(ev, fmt.Sprintf("container %s, restarted %d times", ct.State, ct.RestartCount))
 		why = true
 	}
-	if isSettled && !healthy(on) && len(ct.LogEvidence) >= MinLogEvidence {
+	if (settled(on) || stopped) && !healthy(on) && len(ct.LogEvidence) >= MinLogEvidence {
 		ev = append(ev, fmt.Sprintf("%s but health %s, postgres running %v, with %d fatal log lines", on.ReportedState, on.Health, on.PGIsRunning, len(ct.LogEvidence)))
 		why = true
 	}

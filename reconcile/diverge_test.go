@@ -91,6 +91,19 @@ func TestDivergence(t *testing.T) {
 			n := monNode(o, "main", "node1")
 			n.Timeline, n.ReportedState, n.AssignedState, n.StateChangeTime = 3, "catchingup", "secondary", o.Time.Add(-5*time.Minute)
 		}},
+		{name: "fork_wipe_resumes_after_its_stop", want: "timeline 3 ahead of the primary node2's 2", setup: func(o *observe.Observation) {
+			// The wipe stopped the container; the monitor marked the node
+			// unhealthy a second ago. The fork is still a fork.
+			n := monNode(o, "main", "node1")
+			n.Timeline, n.AssignedState, n.StateChangeTime, n.Health, n.PGIsRunning = 3, "catchingup", o.Time.Add(-time.Second), observe.HealthBad, false
+			containerOfNode(o, "node1").State = "exited"
+		}},
+		{name: "stopped_by_hand_and_unsettled", setup: func(o *observe.Observation) {
+			n := monNode(o, "main", "node1")
+			n.AssignedState, n.StateChangeTime, n.Health, n.PGIsRunning = "catchingup", o.Time.Add(-10*time.Minute), observe.HealthBad, false
+			n.Timeline = 1
+			containerOfNode(o, "node1").State = "exited"
+		}},
 		{name: "timeline_behind_not_moving", want: "timeline 1 behind the primary node2's 2", setup: func(o *observe.Observation) {
 			monNode(o, "main", "node1").Timeline = 1
 		}},
@@ -180,6 +193,17 @@ func TestForkedNodePlans(t *testing.T) {
 			last := c.Actions[len(c.Actions)-1]
 			if last.Kind != Wait || last.Until.Node != "node1" {
 				t.Fatalf("the wipe must end waiting for node1 to be a secondary; plan:\n%s", b.String())
+			}
+			// Interrupted after the stop: the monitor marked node1
+			// unhealthy just now. The next plan resumes the wipe.
+			containerOfNode(o, "node1").State = "exited"
+			n.Health, n.PGIsRunning, n.AssignedState, n.StateChangeTime = observe.HealthBad, false, "catchingup", o.Time
+			p2 := Plan(st, o)
+			checkGuardProperties(t, st, o, p2)
+			if a := p2.Actions(); len(a) == 0 || a[0].Kind != RemoveNode || a[0].Node != "node1" || a[0].Force {
+				b.Reset()
+				p2.WriteText(&b, Style{})
+				t.Fatalf("after the stop, want remove_node node1 (without force) first; plan:\n%s", b.String())
 			}
 		})
 	}
