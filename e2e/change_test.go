@@ -5,11 +5,13 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"regexp"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -371,11 +373,53 @@ func TestChangeByCommitOnLab(t *testing.T) {
 		}
 		planShows(t, want...)
 		since := time.Now()
+		// apply is killed (-9) once the first node reached maintenance:
+		// the next apply must resume that node's roll, not start another.
+		cmd := r.cmd(ctx, "apply")
+		var first strings.Builder
+		cmd.Stdout, cmd.Stderr = &first, io.Discard
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		inMaint := ""
+		err := poll(ctx, 3*time.Minute, "a node in maintenance", func(ctx context.Context) (bool, string, error) {
+			nodes, err := monitorNodes(ctx, monitorURI(l))
+			if err != nil {
+				return false, err.Error(), nil
+			}
+			for _, n := range nodes {
+				if n.Reported == "maintenance" {
+					inMaint = n.Name
+					return true, "", nil
+				}
+			}
+			return false, summary(nodes), nil
+		})
+		if kerr := cmd.Process.Signal(syscall.SIGKILL); kerr != nil {
+			t.Fatal(kerr)
+		}
+		_ = cmd.Wait()
+		if err != nil {
+			t.Fatalf("%v\n%s", err, first.String())
+		}
+		t.Logf("apply killed with %s in maintenance:\n%s", inMaint, first.String())
 		out := r.apply(t, ctx)
 		took := time.Since(since)
 		waitStable(t, ctx, l, 3, 2*time.Minute)
-		steps := appliedSteps(out)
-		if n := countPrefix(steps, "switchover"); n != 1 {
+		resumed := appliedSteps(out)
+		for _, st := range resumed {
+			if strings.HasPrefix(st, "wait ") {
+				continue
+			}
+			if !strings.HasSuffix(st, " "+inMaint) {
+				t.Errorf("the second apply did not resume %s's roll first: %v", inMaint, resumed)
+			}
+			break
+		}
+		all := appliedSteps(first.String() + out)
+		// A step the kill interrupted runs again: count it once.
+		steps := slices.Compact(slices.Clone(all))
+		if n := countPrefix(all, "switchover"); n != 1 {
 			t.Errorf("%d switchovers, want 1: %v", n, steps)
 		}
 		if len(steps) == 0 || steps[0] != "replace_container monitor" {
@@ -407,14 +451,14 @@ func TestChangeByCommitOnLab(t *testing.T) {
 		if got := nodeIDs(t, ctx, l); fmt.Sprint(got) != fmt.Sprint(ids) {
 			t.Errorf("node ids changed: %v -> %v", ids, got)
 		}
-		gap, resumed := w.Unavailability(since)
+		gap, back := w.Unavailability(since)
 		goal := "met"
 		if gap >= 5*time.Second {
 			goal = "MISSED"
 		}
 		results = append(results, fmt.Sprintf("rolling image upgrade: %s, %d steps, longest write gap %s (writes resumed %s; goal under 5 s %s)",
-			took.Round(time.Second), len(steps), gap.Round(10*time.Millisecond), resumed.Format("15:04:05.000"), goal))
-		t.Logf("monitor events around the longest write gap:\n%s", eventsBetween(ctx, l, resumed.Add(-gap-time.Second), resumed.Add(time.Second)))
+			took.Round(time.Second), len(steps), gap.Round(10*time.Millisecond), back.Format("15:04:05.000"), goal))
+		t.Logf("monitor events around the longest write gap:\n%s", eventsBetween(ctx, l, back.Add(-gap-time.Second), back.Add(time.Second)))
 		// The goal is 5 s; far beyond it, the rollout itself is at fault
 		// (the switchover is pg_auto_failover's, in its own steps).
 		if gap > 15*time.Second {
