@@ -791,7 +791,7 @@ func (p *planner) planMaintenance(n *desired.Node, ct *observe.Container, on *ob
 		p.add(Action{Kind: Wait, Node: n.Name, VM: n.VM, Trigger: trigger, Reason: fmt.Sprintf("%s is %s, assigned %s: pg_auto_failover puts it in maintenance", n.Name, on.ReportedState, on.AssignedState),
 			Until: &Condition{Node: n.Name, States: []string{stateMaintenance}, Timeout: Duration(SwitchoverTimeout)}})
 		if replace || restart {
-			p.change(n, on, replace, trigger, n.Name+" is rolled", nil, false)
+			p.change(n, on, replace, trigger, n.Name+" is rolled", nil, true)
 		}
 	case replace || restart:
 		why := fmt.Sprintf("%s is in maintenance and its container differs from its spec (spec-hash %s, desired %s)", n.Name, ct.SpecHash, spec.Labels[observe.LabelSpecHash])

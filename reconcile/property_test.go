@@ -296,6 +296,9 @@ func TestGeneratedObservations(t *testing.T) {
 		if rng.IntN(6) == 0 {
 			c.RemovedNodeData = "delete"
 		}
+		if rng.IntN(4) == 0 {
+			c.PostgreSQLParameters = map[string]string{"max_connections": "150", "work_mem": "8MB"}
+		}
 		for j := range obs.VMs {
 			vm := &obs.VMs[j]
 			if rng.IntN(8) == 0 {
@@ -313,6 +316,19 @@ func TestGeneratedObservations(t *testing.T) {
 					ct.LogEvidence = []string{"FATAL: requested timeline 2 is not a child of this server's history"}
 				}
 				ct.RestartCount = rng.IntN(7)
+				if ct.Postgres != nil {
+					switch rng.IntN(6) {
+					case 0:
+						ct.Postgres = nil
+					case 1:
+						ct.Postgres.PendingRestart = []string{"max_connections"}
+					case 2:
+						ct.Postgres.Parameters = map[string]string{"max_connections": "150"}
+					}
+				}
+				if rng.IntN(8) == 0 {
+					ct.StartedAt = obs.Time.Add(-time.Duration(rng.IntN(20)) * time.Minute)
+				}
 			}
 		}
 		if rng.IntN(8) == 0 {
