@@ -110,6 +110,29 @@ func (p *planner) divergence(n *desired.Node, ct *observe.Container, on *observe
 	return ev
 }
 
+// droppedLeftover returns evidence when node n holds data on its VM but is
+// no longer registered on the monitor, while other nodes are and one is a
+// healthy primary, and its container is stopped or gone: the rest of a
+// wipe whose remove_node already ran (the evidence that started it lived
+// on the monitor's row, which the wipe deleted). Such data cannot rejoin
+// as it is: pg_autoctl would re-register on a PGDATA the cluster no longer
+// knows (seen on the lab: "Skipping base backup to use pre-existing PGDATA",
+// then stuck in catchingup on its old timeline). A running container is
+// left alone: a node being created has one before it registers.
+func (p *planner) droppedLeftover(n *desired.Node, ct *observe.Container, vol *observe.Volume, on *observe.Node) []string {
+	if on != nil || vol == nil || !p.monitorUp || len(p.nodes) == 0 || p.healthyPrimary(n.Name) == nil {
+		return nil
+	}
+	if ct != nil && (ct.State == "running" || ct.State == "restarting") {
+		return nil
+	}
+	what := "no container"
+	if ct != nil {
+		what = "its container " + ct.State
+	}
+	return []string{fmt.Sprintf("%s is not registered on the monitor but its volume %s remains (%s): the rest of a wipe, or a node dropped by hand; its data cannot rejoin as it is", n.Name, vol.Name, what)}
+}
+
 // lastEvent is the time of the newest monitor event about on, zero when the
 // observation holds none.
 func (p *planner) lastEvent(on *observe.Node) time.Time {

@@ -469,3 +469,35 @@ func TestGuardPropertiesGenerated(t *testing.T) {
 	}
 	t.Logf("%d of 3000 generated cases planned a divergence wipe", wipes)
 }
+
+// TestDivergedWipeOneStepAtATime runs a divergence wipe as apply does:
+// execute the first action, observe, plan again. The evidence lives on the
+// monitor's row, which the wipe deletes; the wipe must still reach
+// remove_volume before create_node (an old volume must never come back).
+func TestDivergedWipeOneStepAtATime(t *testing.T) {
+	st := refState()
+	st.Clusters[0].Diverged = desired.DivergedPolicy{Policy: "auto", GracePeriod: desired.Duration{Duration: time.Minute}}
+	o := divergeObs(st)
+	n := monNode(o, "main", "node1")
+	n.Timeline, n.StateChangeTime = 3, o.Time.Add(-2*time.Minute)
+	var kinds []string
+	for step := 0; step < 20; step++ {
+		p := Plan(st, o)
+		checkInvariants(t, o, p)
+		checkGuardProperties(t, st, o, p)
+		acts := p.Actions()
+		if len(acts) == 0 {
+			break
+		}
+		a := acts[0]
+		kinds = append(kinds, string(a.Kind)+map[bool]string{true: "(force)", false: ""}[a.Force])
+		if a.Kind == Wait {
+			break
+		}
+		simulate(t, st, o, &Result{Clusters: []ClusterPlan{{Name: "main", Actions: []Action{a}}}})
+	}
+	want := "stop_container remove_node remove_node(force) remove_container remove_volume create_node wait"
+	if got := strings.Join(kinds, " "); got != want {
+		t.Fatalf("steps one at a time: %s\nwant: %s", got, want)
+	}
+}

@@ -471,6 +471,10 @@ func (p *planner) planNode(n *desired.Node, gate bool) bool {
 		p.retire(n.Name, n.VM, n.Port, retireWipe, "rebuild-token", ev, n)
 		return false
 	}
+	if ev := p.droppedLeftover(n, ct, vol, on); len(ev) > 0 {
+		p.retire(n.Name, n.VM, n.Port, retireWipe, "diverged", ev, n)
+		return false
+	}
 	if ev := p.divergence(n, ct, on); len(ev) > 0 {
 		if p.c.Diverged.Policy != "auto" {
 			p.block(n.Name, GuardManualPolicy, fmt.Sprintf("%s looks stuck or diverged (%s); the policy is manual: change its rebuild token in a commit to re-clone it", n.Name, strings.Join(ev, "; ")))
