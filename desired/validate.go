@@ -349,40 +349,92 @@ func (l *loader) checkKeeperSettings(m map[string]string, path string) {
 	}
 }
 
-// checkDemoteTimeout refuses a monitor that would promote a standby while
-// a partitioned primary may still accept writes: the monitor waits
-// primary_demote_timeout for the old primary to demote, and a keeper cut
-// off from the monitor and its standbys demotes itself only after
-// network_partition_timeout. The first must exceed the second.
+// DefaultNodeConsideredUnhealthyTimeout is the monitor's default
+// pgautofailover.node_considered_unhealthy_timeout, in milliseconds.
+const DefaultNodeConsideredUnhealthyTimeout = 20000
+
+// DefaultWalSenderTimeout is the wal_sender_timeout pg_autoctl sets on
+// every node (primary_standby.c), in milliseconds.
+const DefaultWalSenderTimeout = 30000
+
+// checkDemoteTimeout refuses failover timing that could promote a standby
+// while a partitioned primary still accepts writes. A primary cut off from
+// the monitor and its standbys demotes itself once it has had neither for
+// network_partition_timeout; but it counts a standby as present while
+// pg_stat_replication lists it, which lasts until wal_sender_timeout drops
+// the dead connection. So it demotes at the latest wal_sender_timeout +
+// network_partition_timeout after the cut (seen on the lab: with 3 s + 4 s
+// timeouts the old primary still ran, not in recovery, 15 s after the cut,
+// as pg_autoctl's wal_sender_timeout is 30 s). The monitor promotes no
+// sooner than node_considered_unhealthy_timeout + primary_demote_timeout
+// after the cut. The first must not exceed the second.
 func (l *loader) checkDemoteTimeout(c *Cluster, p string) {
-	demote, partition := int64(DefaultPrimaryDemoteTimeout), int64(DefaultNetworkPartitionTimeout)
-	demotePath, partitionPath := "", ""
-	if v, ok := c.MonitorSettings["primary_demote_timeout"]; ok {
+	type part struct {
+		ms   int64
+		path string
+	}
+	get := func(m map[string]string, key, path string, def, unit int64) (part, bool) {
+		v, ok := m[key]
+		if !ok {
+			return part{ms: def}, true
+		}
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil || n < 1 {
-			return // reported by checkMonitorSettings
+			return part{}, false // reported by the setting's own check
 		}
-		demote, demotePath = n, p+"/monitor_settings/primary_demote_timeout"
+		return part{ms: n * unit, path: path + "/" + key}, true
 	}
-	if v, ok := c.KeeperSettings["timeout.network_partition_timeout"]; ok {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || n < 1 {
-			return // reported by checkKeeperSettings
+	unhealthy, ok1 := get(c.MonitorSettings, "node_considered_unhealthy_timeout", p+"/monitor_settings", DefaultNodeConsideredUnhealthyTimeout, 1)
+	demote, ok2 := get(c.MonitorSettings, "primary_demote_timeout", p+"/monitor_settings", DefaultPrimaryDemoteTimeout, 1)
+	partition, ok3 := get(c.KeeperSettings, "timeout.network_partition_timeout", p+"/keeper_settings", DefaultNetworkPartitionTimeout, 1000)
+	sender := part{ms: DefaultWalSenderTimeout}
+	if v, ok := c.PostgreSQLParameters["wal_sender_timeout"]; ok {
+		ms, good := pgDurationMS(v)
+		if !good {
+			return // reported by checkParameters, or not a duration we read
 		}
-		partition, partitionPath = n, p+"/keeper_settings/timeout.network_partition_timeout"
+		sender = part{ms: ms, path: p + "/postgresql_parameters/wal_sender_timeout"}
 	}
-	if demote > partition*1000 {
+	if !ok1 || !ok2 || !ok3 {
 		return
 	}
-	at := demotePath
-	if at == "" {
-		at = partitionPath
+	if unhealthy.ms+demote.ms >= sender.ms+partition.ms {
+		return
+	}
+	at := ""
+	for _, x := range []part{demote, partition, sender, unhealthy} {
+		if x.path != "" {
+			at = x.path
+			break
+		}
 	}
 	if at == "" {
 		return
 	}
-	l.errorf(l.posOf(at), "primary_demote_timeout (%d ms) must exceed the keepers' timeout.network_partition_timeout (%d s): "+
-		"otherwise a standby may be promoted while a partitioned primary still accepts writes", demote, partition)
+	l.errorf(l.posOf(at), "node_considered_unhealthy_timeout + primary_demote_timeout (%d ms) must be at least wal_sender_timeout + the keepers' "+
+		"timeout.network_partition_timeout (%d ms): otherwise a standby may be promoted while a partitioned primary still accepts writes "+
+		"(it counts a standby as present until wal_sender_timeout drops it)", unhealthy.ms+demote.ms, sender.ms+partition.ms)
+}
+
+// pgDurationMS reads a PostgreSQL time value in milliseconds: a bare
+// number (milliseconds, wal_sender_timeout's unit) or a number with ms, s,
+// min, h or d.
+func pgDurationMS(v string) (int64, bool) {
+	v = strings.TrimSpace(v)
+	i := 0
+	for i < len(v) && v[i] >= '0' && v[i] <= '9' {
+		i++
+	}
+	n, err := strconv.ParseInt(v[:i], 10, 64)
+	if err != nil {
+		return 0, false
+	}
+	unit := map[string]int64{"": 1, "ms": 1, "s": 1000, "min": 60000, "h": 3600000, "d": 86400000}
+	u, ok := unit[strings.TrimSpace(v[i:])]
+	if !ok {
+		return 0, false
+	}
+	return n * u, true
 }
 
 // minAutoGracePeriod is the shortest grace period allowed with the auto

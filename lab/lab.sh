@@ -334,25 +334,25 @@ write_desired() {
 			    ssl: "off"
 			    client_networks: ["$SUBNET"]
 			    # Fast failover for the lab (monitor: milliseconds; keepers:
-			    # seconds). The monitor waits primary_demote_timeout for a lost
-			    # primary to demote before it promotes a standby; a keeper cut off
-			    # from the monitor and its standbys demotes itself after
-			    # network_partition_timeout. The first must exceed the second
-			    # (validate refuses otherwise), or a partitioned primary could
-			    # still accept writes after the standby was promoted. Defaults:
-			    # 30000 ms and 20 s, about 55 s per failover. The monitor starts
-			    # its demote timer only once a standby was elected (~6 s after the
-			    # primary went silent), so a keeper that demotes itself after 3 s
-			    # is long done by then. These give ~12 s of write unavailability.
+			    # seconds). A primary cut off from the monitor and its standbys
+			    # demotes itself after network_partition_timeout, counted from
+			    # when wal_sender_timeout dropped its dead standby connections
+			    # (pg_autoctl sets 30 s); the monitor promotes a standby no
+			    # sooner than node_considered_unhealthy_timeout +
+			    # primary_demote_timeout after the cut. The second must cover
+			    # the first (validate refuses otherwise), or two nodes would take
+			    # writes. Defaults: about 55 s per failover; these give ~12 s.
 			    monitor_settings:
 			      health_check_period: "1000"
 			      health_check_timeout: "1000"
 			      health_check_max_retries: "1"
 			      health_check_retry_delay: "500"
 			      node_considered_unhealthy_timeout: "3000"
-			      primary_demote_timeout: "4000"
+			      primary_demote_timeout: "5000"
 			    keeper_settings:
 			      timeout.network_partition_timeout: "3"
+			    postgresql_parameters:
+			      wal_sender_timeout: "3s"
 		EOF
 	} >"$f.tmp"
 	mv "$f.tmp" "$f"
