@@ -37,13 +37,16 @@ func blockedOf(p *reconcile.Result) []reconcile.Blocked {
 }
 
 // transient reports whether every block is one that settles by itself:
-// another change in flight, or a disruption deferred to a later plan.
+// another change in flight, a disruption deferred to a later plan, or a
+// node's PostgreSQL server not answering yet (it restarts).
 func transient(bs []reconcile.Blocked) bool {
 	if len(bs) == 0 {
 		return false
 	}
 	for _, b := range bs {
-		if b.Guard != reconcile.GuardInFlight && b.Guard != reconcile.GuardOneAtATime {
+		switch b.Guard {
+		case reconcile.GuardInFlight, reconcile.GuardOneAtATime, reconcile.GuardPostgresUnobserved:
+		default:
 			return false
 		}
 	}
