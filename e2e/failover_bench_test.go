@@ -125,8 +125,8 @@ func TestFailoverBench(t *testing.T) {
 		r.apply(t, ctx)
 		waitStable(t, ctx, l, 3, 5*time.Minute)
 		clone := time.Since(cs)
-		t.Logf("BENCH %s run %d: primary %s on %s: write unavailability %s; full redundancy %s after power-on; re-clone of %s %s",
-			settings, i, prim.Name, vmName, gap.Round(100*time.Millisecond), fr.Round(100*time.Millisecond), target, clone.Round(100*time.Millisecond))
+		t.Logf("BENCH %s run %d: primary's %s lost (new primary %s): write unavailability %s; full redundancy %s after power-on; re-clone of %s %s",
+			settings, i, vmName, prim.Name, gap.Round(100*time.Millisecond), fr.Round(100*time.Millisecond), target, clone.Round(100*time.Millisecond))
 		gaps, full, clones = append(gaps, gap), append(full, fr), append(clones, clone)
 	}
 	t.Logf("BENCH %s median over %d runs: write unavailability %s, full redundancy after power-on %s, re-clone %s",
