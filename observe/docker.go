@@ -23,7 +23,9 @@ const LogEvidenceTail = 200
 
 // LogEvidencePattern is the extended regular expression (matched without
 // case) of log lines showing that a node cannot follow the primary.
-const LogEvidencePattern = `pg_rewind.*(fail|error|could not)|(fail|error|could not).*pg_rewind|` +
+// "failed", not "fail": every pg_autoctl line about pg_rewind names
+// pgautofailover, which holds "fail".
+const LogEvidencePattern = `pg_rewind.*(failed|error|could not)|(failed|error|could not).*pg_rewind|` +
 	`is not a child of this server's history|database system identifier differs|` +
 	`does not know how to reach state|forked off from database system timeline|` +
 	`could not find previous WAL record|failed to initialize standby|` +
