@@ -283,7 +283,9 @@ func TestChangeByCommitOnLab(t *testing.T) {
 		nodes["node2"].extra = ", candidate_priority: 30"
 		r.edit(t, old, nodes["node2"].line())
 		r.edit(t, "number_sync_standbys: 1", "number_sync_standbys: 0")
-		r.edit(t, "    ssl: \"off\"\n", "    ssl: \"off\"\n    postgresql_parameters: {work_mem: \"8MB\"}\n")
+		// The lab's desired state already sets postgresql_parameters (its
+		// failover timing needs wal_sender_timeout): add to that map.
+		r.edit(t, "    postgresql_parameters:\n", "    postgresql_parameters:\n      work_mem: \"8MB\"\n")
 		text := planShows(t, "set_node_settings node2", "set_formation monitor",
 			"set_postgresql_parameters node1", "set_postgresql_parameters node2", "set_postgresql_parameters node3")
 		if strings.Contains(text, "needs a restart") || strings.Contains(text, "~ ") {
@@ -308,7 +310,7 @@ func TestChangeByCommitOnLab(t *testing.T) {
 	t.Run("restart_parameter_rolls_one_node_at_a_time_primary_last", func(t *testing.T) {
 		before := starts(t)
 		primary := waitStable(t, ctx, l, 3, time.Minute).Name
-		r.edit(t, `postgresql_parameters: {work_mem: "8MB"}`, `postgresql_parameters: {work_mem: "8MB", max_connections: "150"}`)
+		r.edit(t, "      work_mem: \"8MB\"\n", "      work_mem: \"8MB\"\n      max_connections: \"150\"\n")
 		text := planShows(t, "set_postgresql_parameters node1", "set_postgresql_parameters node2", "set_postgresql_parameters node3")
 		if !strings.Contains(text, "needs a restart: max_connections") || !strings.Contains(text, "enable_maintenance") || !strings.Contains(text, "switchover") {
 			t.Errorf("plan does not say that max_connections needs a restart, node by node, primary last:\n%s", text)
