@@ -82,6 +82,21 @@ func (e *LiveEngine) observer(st *desired.State, ex *actuators.SSHExecutor, h Ho
 	}
 }
 
+// Observe takes one observation of everything st names.
+func (e *LiveEngine) Observe(ctx context.Context, st *desired.State) (*observe.Observation, error) {
+	ex, err := e.executor(st)
+	if err != nil {
+		return nil, err
+	}
+	return e.observer(st, ex, Hooks{})(ctx), nil
+}
+
+// Runner is the connection to the VMs of st, for a verb that runs its own
+// command there (status measures orphaned volumes).
+func (e *LiveEngine) Runner(st *desired.State) (observe.Runner, error) {
+	return e.executor(st)
+}
+
 // Plan observes once and plans.
 func (e *LiveEngine) Plan(ctx context.Context, st *desired.State, h Hooks) (*reconcile.Result, error) {
 	ex, err := e.executor(st)

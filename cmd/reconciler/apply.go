@@ -4,7 +4,7 @@ import (
 	"context"
 	"io"
 
-	"github.com/pgaf-gitops/reconciler/actuators"
+	"github.com/pgaf-gitops/reconciler/service"
 )
 
 func runApply(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -22,7 +22,7 @@ func runApply(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	defer s.Close()
-	x := &actuators.Executor{State: s.st, Docker: s.docker, Observe: s.observe, Log: s.log, Progress: stdout}
-	_, err = actuators.Apply(ctx, s.st, x, stdout, s.log)
+	s.engine.Progress = stdout
+	_, err = s.engine.Apply(ctx, s.st, service.Hooks{})
 	return err
 }

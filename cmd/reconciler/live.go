@@ -4,16 +4,15 @@ import (
 	"context"
 	"errors"
 	"flag"
-	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"time"
 
 	"github.com/lmittmann/tint"
 	"github.com/pgaf-gitops/reconciler/actuators"
 	"github.com/pgaf-gitops/reconciler/desired"
 	"github.com/pgaf-gitops/reconciler/observe"
+	"github.com/pgaf-gitops/reconciler/service"
 )
 
 // liveFlags are the options of every verb that reaches the VMs.
@@ -28,12 +27,12 @@ func (l *liveFlags) register(fs *flag.FlagSet) {
 }
 
 // session is what a live verb works with: the configuration, the desired
-// state, and the connections to the VMs.
+// state, and the engine that reaches the VMs and monitors (the one the
+// run service uses too).
 type session struct {
 	cfg    config
 	st     *desired.State
-	ssh    *actuators.SSHExecutor
-	docker *actuators.Docker
+	engine *service.LiveEngine
 	log    *slog.Logger
 }
 
@@ -53,24 +52,29 @@ func openSession(l liveFlags, stderr io.Writer) (*session, error) {
 		return nil, &hintError{err: err, hint: "run `reconciler validate " + cfg.Desired + "` for the full list"}
 	}
 	log := newLogger(stderr, cfg.Log)
-	ex, err := actuators.NewSSHExecutor(actuators.SSHConfig{
-		KeyFiles:          cfg.SSH.PrivateKeys,
-		UseAgent:          cfg.SSH.Agent,
-		KnownHostsFiles:   cfg.SSH.KnownHosts,
-		ConnectTimeout:    cfg.SSH.ConnectTimeout.Duration,
-		KeepaliveInterval: cfg.SSH.KeepaliveInterval.Duration,
-		Logger:            log,
-	}, actuators.HostsFromDesired(st))
-	if err != nil {
-		return nil, fmt.Errorf("ssh: %w", err)
-	}
-	return &session{cfg: cfg, st: st, ssh: ex, docker: actuators.NewDocker(ex), log: log}, nil
+	return &session{cfg: cfg, st: st, engine: cfg.liveEngine(log), log: log}, nil
 }
 
-func (s *session) Close() error { return s.ssh.Close() }
+func (s *session) Close() error { return s.engine.Close() }
 
-func (s *session) observe(ctx context.Context) *observe.Observation {
-	return observe.Observe(ctx, s.st, s.ssh, observe.Options{Timeout: s.cfg.ObserveTimeout.Duration})
+func (s *session) observe(ctx context.Context) (*observe.Observation, error) {
+	return s.engine.Observe(ctx, s.st)
+}
+
+// liveEngine is the engine the configuration describes: SSH settings and
+// the observation timeout.
+func (c config) liveEngine(log *slog.Logger) *service.LiveEngine {
+	return &service.LiveEngine{
+		SSH: actuators.SSHConfig{
+			KeyFiles:          c.SSH.PrivateKeys,
+			UseAgent:          c.SSH.Agent,
+			KnownHostsFiles:   c.SSH.KnownHosts,
+			ConnectTimeout:    c.SSH.ConnectTimeout.Duration,
+			KeepaliveInterval: c.SSH.KeepaliveInterval.Duration,
+		},
+		ObserveTimeout: c.ObserveTimeout.Duration,
+		Log:            log,
+	}
 }
 
 func newLogger(w io.Writer, c logConfig) *slog.Logger {
@@ -81,5 +85,3 @@ func newLogger(w io.Writer, c logConfig) *slog.Logger {
 	}
 	return slog.New(tint.NewHandler(w, &tint.Options{Level: level, TimeFormat: time.TimeOnly, NoColor: !isTerminal(w)}))
 }
-
-var _ = os.Stderr

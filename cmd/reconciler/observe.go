@@ -23,5 +23,9 @@ func runObserve(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	defer s.Close()
-	return observe.Write(stdout, s.observe(ctx))
+	obs, err := s.observe(ctx)
+	if err != nil {
+		return err
+	}
+	return observe.Write(stdout, obs)
 }

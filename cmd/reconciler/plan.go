@@ -71,7 +71,10 @@ func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			return err
 		}
 		defer s.Close()
-		st, obs = s.st, s.observe(ctx)
+		st = s.st
+		if obs, err = s.observe(ctx); err != nil {
+			return err
+		}
 	}
 	p := reconcile.Plan(st, obs)
 	if err := writePlan(stdout, p, o.output, o.color); err != nil {

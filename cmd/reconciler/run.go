@@ -13,7 +13,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/pgaf-gitops/reconciler/actuators"
 	"github.com/pgaf-gitops/reconciler/service"
 	"github.com/pgaf-gitops/reconciler/source"
 )
@@ -90,17 +89,7 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	} else {
 		log.Warn("no webhook.secret_file: the webhook is disabled (404)")
 	}
-	engine := &service.LiveEngine{
-		SSH: actuators.SSHConfig{
-			KeyFiles:          cfg.SSH.PrivateKeys,
-			UseAgent:          cfg.SSH.Agent,
-			KnownHostsFiles:   cfg.SSH.KnownHosts,
-			ConnectTimeout:    cfg.SSH.ConnectTimeout.Duration,
-			KeepaliveInterval: cfg.SSH.KeepaliveInterval.Duration,
-		},
-		ObserveTimeout: cfg.ObserveTimeout.Duration,
-		Log:            log,
-	}
+	engine := cfg.liveEngine(log)
 	defer func() {
 		if err := engine.Close(); err != nil {
 			log.Warn("closing SSH connections", "err", err)

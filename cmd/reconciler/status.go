@@ -257,8 +257,16 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	defer s.Close()
-	r := buildStatus(s.st, s.observe(ctx))
-	measureOrphans(ctx, s.ssh, &r, orphanSizeTimeout)
+	obs, err := s.observe(ctx)
+	if err != nil {
+		return err
+	}
+	r := buildStatus(s.st, obs)
+	runner, err := s.engine.Runner(s.st)
+	if err != nil {
+		return err
+	}
+	measureOrphans(ctx, runner, &r, orphanSizeTimeout)
 	if *output == "json" {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
