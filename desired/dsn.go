@@ -22,9 +22,19 @@ func (s *State) DSN(c *Cluster, targetSessionAttrs string) string {
 	}
 	q := url.Values{}
 	q.Set("target_session_attrs", targetSessionAttrs)
-	if c.SSL == "self-signed" {
-		q.Set("sslmode", "require")
+	if m := c.SSLMode(); m != "prefer" { // prefer is libpq's default
+		q.Set("sslmode", m)
 	}
 	u := url.URL{Scheme: "postgresql", User: url.User(c.User), Host: strings.Join(hosts, ","), Path: "/" + c.Database, RawQuery: q.Encode()}
 	return u.String()
+}
+
+// SSLMode is the libpq sslmode clients of the cluster use (the reconciler,
+// the nodes towards the monitor, applications): require with self-signed
+// certificates, prefer when SSL is off.
+func (c *Cluster) SSLMode() string {
+	if c.SSL == "self-signed" {
+		return "require"
+	}
+	return "prefer"
 }

@@ -66,9 +66,5 @@ func MonitorConnStringFor(st *desired.State, c *desired.Cluster) string {
 			host = vm.Address
 		}
 	}
-	sslmode := "prefer"
-	if c.SSL == "self-signed" {
-		sslmode = "require"
-	}
-	return MonitorConnString(host, c.Monitor.Port, sslmode)
+	return MonitorConnString(host, c.Monitor.Port, c.SSLMode())
 }

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
+	"net"
 	"net/url"
 	"slices"
 	"sort"
@@ -101,38 +102,15 @@ func MonitorURI(st *desired.State, c *desired.Cluster) string {
 		host = vm.Address
 	}
 	q := url.Values{}
-	q.Set("sslmode", sslMode(c))
+	q.Set("sslmode", c.SSLMode())
 	u := url.URL{
 		Scheme:   "postgres",
 		User:     url.User("autoctl_node"),
-		Host:     hostPort(host, c.Monitor.Port),
+		Host:     net.JoinHostPort(host, strconv.Itoa(c.Monitor.Port)),
 		Path:     "/pg_auto_failover",
 		RawQuery: q.Encode(),
 	}
 	return u.String()
-}
-
-func sslMode(c *desired.Cluster) string {
-	if c.SSL == "self-signed" {
-		return "require"
-	}
-	return "prefer"
-}
-
-func hostPort(host string, port int) string {
-	if len(host) > 0 && host[0] != '[' && containsColon(host) {
-		host = "[" + host + "]"
-	}
-	return host + ":" + strconv.Itoa(port)
-}
-
-func containsColon(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] == ':' {
-			return true
-		}
-	}
-	return false
 }
 
 func findVM(st *desired.State, name string) *desired.VM {
