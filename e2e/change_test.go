@@ -6,7 +6,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
 	"os/exec"
 	"regexp"
 	"slices"
@@ -99,18 +98,10 @@ func TestChangeByCommitOnLab(t *testing.T) {
 	l := loadLab(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
-	if err := l.Clean(ctx, "main"); err != nil {
-		t.Fatal(err)
-	}
+	freshCluster(t, ctx, l, "main")
 	t.Cleanup(func() {
-		cctx := cleanupCtx(t)
-		if _, err := l.SSH(cctx, "vm2", "docker rm -f main-scratch >/dev/null 2>&1; docker volume rm main-node9-data >/dev/null 2>&1; true"); err != nil {
+		if _, err := l.SSH(cleanupCtx(t), "vm2", "docker rm -f main-scratch >/dev/null 2>&1; docker volume rm main-node9-data >/dev/null 2>&1; true"); err != nil {
 			t.Errorf("remove the hand-made objects: %v", err)
-		}
-		if os.Getenv("E2E_KEEP") == "" {
-			if err := l.Clean(cctx, "main"); err != nil {
-				t.Errorf("clean: %v", err)
-			}
 		}
 	})
 	vm4, err := l.VM("vm4")

@@ -32,18 +32,7 @@ func TestFailoverBench(t *testing.T) {
 	l := loadLab(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(10+6*runs)*time.Minute)
 	defer cancel()
-	if err := l.Clean(ctx, "main"); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cctx := cleanupCtx(t)
-		if err := l.Restore(cctx); err != nil {
-			t.Errorf("restore: %v", err)
-		}
-		if err := l.Clean(cctx, "main"); err != nil {
-			t.Errorf("clean: %v", err)
-		}
-	})
+	freshCluster(t, ctx, l, "main")
 	r := newRec(t, l)
 	if settings == "default" {
 		b, err := os.ReadFile(r.desired)

@@ -6,7 +6,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -121,20 +120,7 @@ func TestFaultsOnLab(t *testing.T) {
 	l := loadLab(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 25*time.Minute)
 	defer cancel()
-	if err := l.Clean(ctx, "main"); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cctx := cleanupCtx(t)
-		if err := l.Restore(cctx); err != nil {
-			t.Errorf("restore: %v", err)
-		}
-		if os.Getenv("E2E_KEEP") == "" {
-			if err := l.Clean(cctx, "main"); err != nil {
-				t.Errorf("clean: %v", err)
-			}
-		}
-	})
+	freshCluster(t, ctx, l, "main")
 	r := newRec(t, l)
 	r.edit(t, `    ssl: "off"`, "    ssl: \"off\"\n    diverged_nodes: {policy: auto, grace_period: 1m}")
 	start := time.Now()

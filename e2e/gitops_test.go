@@ -401,15 +401,7 @@ func (in *instance) kill9(t *testing.T) {
 
 func (in *instance) logTail(n int) string {
 	b, _ := os.ReadFile(in.logPath)
-	return tailLines(string(b), n)
-}
-
-func tailLines(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
+	return tail(string(b), n)
 }
 
 // logLine is the part of a JSON log line the test reads.

@@ -217,11 +217,13 @@ func writeRow(ctx context.Context, dsn, note string) error {
 	return err
 }
 
-func TestReconcilerOnLab(t *testing.T) {
-	l := loadLab(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Minute)
-	defer cancel()
-	if err := l.Clean(ctx, "main"); err != nil {
+// freshCluster removes every container and volume of cluster from the
+// lab, and again when the test ends (unless E2E_KEEP is set), after
+// undoing every fault (each VM connected and powered on). Cleanups the
+// test registers later run first.
+func freshCluster(t *testing.T, ctx context.Context, l *Lab, cluster string) {
+	t.Helper()
+	if err := l.Clean(ctx, cluster); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
@@ -229,13 +231,22 @@ func TestReconcilerOnLab(t *testing.T) {
 		if err := l.Restore(cctx); err != nil {
 			t.Errorf("restore: %v", err)
 		}
-		if err := l.Trust(cctx, "vm2"); err != nil {
-			t.Errorf("trust vm2: %v", err)
-		}
 		if os.Getenv("E2E_KEEP") == "" {
-			if err := l.Clean(cctx, "main"); err != nil {
+			if err := l.Clean(cctx, cluster); err != nil {
 				t.Errorf("clean: %v", err)
 			}
+		}
+	})
+}
+
+func TestReconcilerOnLab(t *testing.T) {
+	l := loadLab(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Minute)
+	defer cancel()
+	freshCluster(t, ctx, l, "main")
+	t.Cleanup(func() {
+		if err := l.Trust(cleanupCtx(t), "vm2"); err != nil {
+			t.Errorf("trust vm2: %v", err)
 		}
 	})
 	r := newRec(t, l)
