@@ -341,14 +341,15 @@ write_desired() {
 			    # sooner than node_considered_unhealthy_timeout +
 			    # primary_demote_timeout after the cut. The second must cover
 			    # the first (validate refuses otherwise), or two nodes would take
-			    # writes. Defaults: about 55 s per failover; these give ~12 s.
+			    # writes; the margin here is 5 s, since 2 s was seen to be too little on
+			    # a loaded 2-core machine. Defaults: about 55 s per failover.
 			    monitor_settings:
 			      health_check_period: "1000"
 			      health_check_timeout: "1000"
 			      health_check_max_retries: "1"
 			      health_check_retry_delay: "500"
 			      node_considered_unhealthy_timeout: "3000"
-			      primary_demote_timeout: "5000"
+			      primary_demote_timeout: "8000"
 			    keeper_settings:
 			      timeout.network_partition_timeout: "3"
 			    postgresql_parameters:
