@@ -179,6 +179,7 @@ func TestFaultsOnLab(t *testing.T) {
 				}
 			}
 			off := time.Now()
+			s.Mark("power-off " + vmName)
 			if err := l.PowerOff(ctx, vmName); err != nil {
 				t.Fatal(err)
 			}
@@ -213,6 +214,7 @@ func TestFaultsOnLab(t *testing.T) {
 				t.Logf("plan while vm3 is off:\n%s", out)
 			}
 			on := time.Now()
+			s.Mark("power-on " + vmName)
 			if err := l.PowerOn(ctx, vmName); err != nil {
 				t.Fatal(err)
 			}
@@ -237,6 +239,7 @@ func TestFaultsOnLab(t *testing.T) {
 		forkStart := time.Now()
 		s.Ignore("node2", true)
 		defer s.Ignore("node2", false)
+		s.Mark("disconnect vm2, promote node2 by hand (fork)")
 		if err := l.Disconnect(ctx, "vm2"); err != nil {
 			t.Fatal(err)
 		}
@@ -250,6 +253,7 @@ func TestFaultsOnLab(t *testing.T) {
 			"SET synchronous_commit = local; CREATE TABLE forked_alone(x int); INSERT INTO forked_alone SELECT generate_series(1, 1000)"); err != nil {
 			t.Fatal(err)
 		}
+		s.Mark("reconnect vm2")
 		if err := l.Reconnect(ctx, "vm2"); err != nil {
 			t.Fatal(err)
 		}
@@ -344,12 +348,14 @@ func TestFaultsOnLab(t *testing.T) {
 		}
 		vmName := nodeVM[prim.Name]
 		cut := time.Now()
+		s.Mark("disconnect " + vmName)
 		if err := l.Disconnect(ctx, vmName); err != nil {
 			t.Fatal(err)
 		}
 		gap := writesResume(t, "partition of "+vmName, cut, 3*time.Minute)
 		results = append(results, fmt.Sprintf("partition of the primary's %s: write unavailability %s", vmName, gap.Round(100*time.Millisecond)))
 		healed := time.Now()
+		s.Mark("reconnect " + vmName)
 		if err := l.Reconnect(ctx, vmName); err != nil {
 			t.Fatal(err)
 		}
@@ -372,6 +378,9 @@ func TestFaultsOnLab(t *testing.T) {
 		t.Logf("writer: %s; %d samples of pg_is_in_recovery on every node", w.Describe(), samples)
 		for _, b := range bad {
 			t.Errorf("two nodes accepted writes at %s: %v", b.At.Format(time.RFC3339Nano), b.Writers)
+		}
+		if len(bad) > 0 {
+			t.Logf("sampler timeline:\n%s", s.Timeline())
 		}
 		waitStable(t, ctx, l, 3, 3*time.Minute)
 		for node, uri := range uris {

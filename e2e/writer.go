@@ -241,12 +241,14 @@ type Sampler struct {
 	samples int
 	bad     []WriterSample
 	ignore  map[string]bool
+	last    map[string]int // each node's previous inRecovery answer
+	events  []string       // state changes and the test's marks, timestamped
 }
 
 // StartSampler starts sampling the nodes (name -> connection string).
 func StartSampler(ctx context.Context, nodes map[string]string, every time.Duration) *Sampler {
 	sctx, cancel := context.WithCancel(ctx)
-	s := &Sampler{nodes: nodes, cancel: cancel, done: make(chan struct{}), ignore: map[string]bool{}}
+	s := &Sampler{nodes: nodes, cancel: cancel, done: make(chan struct{}), ignore: map[string]bool{}, last: map[string]int{}}
 	go s.loop(sctx, every)
 	return s
 }
@@ -276,20 +278,29 @@ func (s *Sampler) loop(ctx context.Context, every time.Duration) {
 		}
 		var mu sync.Mutex
 		var writers []string
+		answers := map[string]int{}
 		var wg sync.WaitGroup
 		for _, name := range names {
 			wg.Go(func() {
-				if inRecovery(ctx, s.nodes[name]) == 0 {
-					mu.Lock()
+				a := inRecovery(ctx, s.nodes[name])
+				mu.Lock()
+				answers[name] = a
+				if a == 0 {
 					writers = append(writers, name)
-					mu.Unlock()
 				}
+				mu.Unlock()
 			})
 		}
 		wg.Wait()
 		sort.Strings(writers)
 		s.mu.Lock()
 		s.samples++
+		for _, name := range names {
+			if prev, seen := s.last[name]; !seen || prev != answers[name] {
+				s.events = append(s.events, fmt.Sprintf("%s %s %s", time.Now().Format("15:04:05.000"), name, recoveryWord[answers[name]]))
+			}
+			s.last[name] = answers[name]
+		}
 		var counted []string
 		for _, w := range writers {
 			if !s.ignore[w] {
@@ -301,6 +312,24 @@ func (s *Sampler) loop(ctx context.Context, every time.Duration) {
 		}
 		s.mu.Unlock()
 	}
+}
+
+// recoveryWord names inRecovery's answers in the sampler's timeline.
+var recoveryWord = map[int]string{1: "in recovery", 0: "accepts writes", -1: "unreachable"}
+
+// Mark adds a line to the timeline (a fault the test injected), so that a
+// sample with two writers can be read against what the test did.
+func (s *Sampler) Mark(what string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.events = append(s.events, time.Now().Format("15:04:05.000")+" -- "+what)
+}
+
+// Timeline returns every change of a node's answer and every mark, in order.
+func (s *Sampler) Timeline() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return strings.Join(s.events, "\n")
 }
 
 // inRecovery returns 1 in recovery, 0 accepting writes, -1 unreachable.
@@ -322,6 +351,14 @@ func inRecovery(ctx context.Context, uri string) int {
 		return 1
 	}
 	return 0
+}
+
+// Counts returns how many samples were taken so far and how many of them
+// saw two writers.
+func (s *Sampler) Counts() (samples, bad int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.samples, len(s.bad)
 }
 
 // Stop ends sampling and returns how many samples were taken and those in
