@@ -1,6 +1,8 @@
 package reconcile
 
 import (
+	"net/url"
+	"slices"
 	"testing"
 
 	"github.com/pgaf-gitops/reconciler/observe"
@@ -38,5 +40,32 @@ func TestSpecHash(t *testing.T) {
 	c.Nodes[0].CandidatePriority = 10
 	if NodeSpec(st, c, &c.Nodes[0]).Hash() != base.Hash() {
 		t.Error("candidate priority changes the container spec; it is set through the monitor")
+	}
+}
+
+// A keeper must not block on a dead monitor connection: every node is
+// created with a monitor URI that bounds it (keep-alive probes and a TCP
+// user timeout), whatever the cluster's SSL choice.
+func TestMonitorURIBoundsADeadConnection(t *testing.T) {
+	st := refState()
+	for _, ssl := range []string{"off", "self-signed"} {
+		c := &st.Clusters[0]
+		c.SSL = ssl
+		s := NodeSpec(st, c, &c.Nodes[0])
+		i := slices.Index(s.Command, "--monitor")
+		if i < 0 || i+1 >= len(s.Command) {
+			t.Fatalf("ssl %s: node command has no --monitor: %q", ssl, s.Command)
+		}
+		u, err := url.Parse(s.Command[i+1])
+		if err != nil {
+			t.Fatalf("ssl %s: %v", ssl, err)
+		}
+		q := u.Query()
+		want := map[string]string{"keepalives_idle": "1", "keepalives_interval": "1", "tcp_user_timeout": "1000", "sslmode": c.SSLMode()}
+		for k, v := range want {
+			if got := q.Get(k); got != v {
+				t.Errorf("ssl %s: monitor URI %s: %s = %q, want %q", ssl, u, k, got, v)
+			}
+		}
 	}
 }
