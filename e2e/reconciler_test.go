@@ -376,10 +376,29 @@ func TestReconcilerOnLab(t *testing.T) {
 				t.Errorf("%s: node ids changed: %v -> %v", what, ids, got)
 			}
 		}
+		// A node created before the keepers' monitor URI carried its TCP
+		// settings: a restart gives it the command's URI (the entrypoint).
+		want, err := l.SSH(ctx, "vm2", `docker exec main-node2 pg_autoctl config get pg_autoctl.monitor`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want = strings.TrimSpace(want)
+		if !strings.Contains(want, "tcp_user_timeout=") {
+			t.Fatalf("node2's monitor URI %q has no tcp_user_timeout", want)
+		}
+		older := want[:strings.Index(want, "?")] + "?sslmode=prefer"
+		if _, err := l.SSH(ctx, "vm2", "docker exec main-node2 pg_autoctl config set pg_autoctl.monitor '"+older+"'"); err != nil {
+			t.Fatal(err)
+		}
 		if _, err := l.SSH(ctx, "vm2", "docker restart main-node2"); err != nil {
 			t.Fatal(err)
 		}
 		check("docker restart")
+		if got, err := l.SSH(ctx, "vm2", `docker exec main-node2 pg_autoctl config get pg_autoctl.monitor`); err != nil {
+			t.Error(err)
+		} else if strings.TrimSpace(got) != want {
+			t.Errorf("after a restart node2's monitor URI is %q, want the command's %q", strings.TrimSpace(got), want)
+		}
 		if err := l.PowerOff(ctx, "vm2"); err != nil {
 			t.Fatal(err)
 		}
