@@ -80,13 +80,14 @@ var ErrInterrupted = errors.New("interrupted: stopped between two steps")
 // change nothing, end at once).
 func Apply(ctx context.Context, st *desired.State, x *Executor, out io.Writer, log *slog.Logger) (*Outcome, error) {
 	o := &Outcome{}
+	x.confirmed = nil // only a wait of this run may hand its observation on
 	settleBy, waiting := time.Now().Add(SettleTimeout), false
 	for step := 1; step <= MaxSteps; step++ {
 		if ctx.Err() != nil {
 			o.Stopped = "interrupted"
 			return o, ErrInterrupted
 		}
-		obs := x.Observe(ctx)
+		obs := x.observe(ctx)
 		p := reconcile.Plan(st, obs)
 		o.Last = p
 		if p.Empty() {

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -33,10 +34,18 @@ type Executor struct {
 	State   *desired.State
 	Docker  Containers
 	Observe func(ctx context.Context) *observe.Observation
-	Log     *slog.Logger
+	// ObserveMonitor, when set, reads one cluster's monitor alone. A wait's
+	// condition is the monitor's view of a node, so between full
+	// observations a wait polls this every MonitorPollInterval; a full
+	// observation confirms the condition before the wait ends, and is the
+	// one the next plan starts from.
+	ObserveMonitor func(ctx context.Context, cluster string) observe.Monitor
+	Log            *slog.Logger
 	// Progress receives a line while a wait is in progress.
 	Progress io.Writer
-	// PollInterval is the period of a wait's observations (default 1s).
+	// PollInterval is the period of a wait's full observations, and of
+	// Apply's while the cluster settles (default 1s; with ObserveMonitor, a
+	// wait takes a full one every FullObservationEvery).
 	PollInterval time.Duration
 	// ProgressInterval is the period of a wait's progress lines (default 10s).
 	ProgressInterval time.Duration
@@ -46,6 +55,28 @@ type Executor struct {
 	// AfterStep, when set, is called by Apply after each executed step (the
 	// service counts actions by kind and result here).
 	AfterStep func(r StepResult)
+
+	// confirmed is the full observation that ended the last wait: nothing
+	// has acted since, so Apply plans the next step from it.
+	confirmed *observe.Observation
+}
+
+// MonitorPollInterval is the period of a wait's monitor polls (a few
+// milliseconds of SQL each), and FullObservationEvery the longest a wait
+// goes without a full observation (Docker on every VM as well).
+const (
+	MonitorPollInterval  = 250 * time.Millisecond
+	FullObservationEvery = 5 * time.Second
+)
+
+// observe returns the observation a wait just confirmed, once, or takes a
+// new one.
+func (x *Executor) observe(ctx context.Context) *observe.Observation {
+	if obs := x.confirmed; obs != nil {
+		x.confirmed = nil
+		return obs
+	}
+	return x.Observe(ctx)
 }
 
 // WaitTimeoutError is returned when a wait's condition did not hold in time.
@@ -208,14 +239,25 @@ func (x *Executor) wait(ctx context.Context, a reconcile.Action) error {
 	if every <= 0 {
 		every = 10 * time.Second
 	}
+	if x.ObserveMonitor != nil {
+		poll = MonitorPollInterval
+	}
 	start := time.Now()
 	deadline := start.Add(time.Duration(a.Until.Timeout))
 	lastProgress := start
 	last := "nothing observed yet"
+	x.confirmed = nil
+	obs, full, fullAt := x.Observe(ctx), true, time.Now()
 	for {
-		obs := x.Observe(ctx)
 		if a.Until.Satisfied(a.Cluster, obs) {
-			return nil
+			if full {
+				x.confirmed = obs
+				return nil
+			}
+			// The monitor says so: confirm with everything (a container
+			// that restarted meanwhile makes its node's report stale).
+			obs, full, fullAt = x.Observe(ctx), true, time.Now()
+			continue
 		}
 		last = describeNode(obs, a.Cluster, a.Until.Node)
 		now := time.Now()
@@ -231,7 +273,25 @@ func (x *Executor) wait(ctx context.Context, a reconcile.Action) error {
 			return ctx.Err()
 		case <-time.After(poll):
 		}
+		if x.ObserveMonitor != nil && time.Since(fullAt) < FullObservationEvery {
+			obs, full = withMonitor(obs, a.Cluster, x.ObserveMonitor(ctx, a.Cluster)), false
+		} else {
+			obs, full, fullAt = x.Observe(ctx), true, time.Now()
+		}
 	}
+}
+
+// withMonitor is obs with one cluster's monitor view replaced (obs itself
+// is not changed).
+func withMonitor(obs *observe.Observation, cluster string, m observe.Monitor) *observe.Observation {
+	o := *obs
+	o.Clusters = slices.Clone(obs.Clusters)
+	for i := range o.Clusters {
+		if o.Clusters[i].Name == cluster {
+			o.Clusters[i].Monitor = m
+		}
+	}
+	return &o
 }
 
 func describeNode(obs *observe.Observation, cluster, node string) string {

@@ -46,14 +46,33 @@ func Observe(ctx context.Context, st *desired.State, r Runner, opts Options) *Ob
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			mctx, cancel := context.WithTimeout(ctx, opts.Timeout)
-			defer cancel()
-			obs.Clusters[i].Monitor = ObserveMonitor(mctx, MonitorConnStringFor(st, c), c.Formation)
+			obs.Clusters[i].Monitor = observeClusterMonitor(ctx, st, c, opts.Timeout)
 		}()
 	}
 	wg.Wait()
 	sort.Slice(obs.Clusters, func(i, j int) bool { return obs.Clusters[i].Name < obs.Clusters[j].Name })
 	return obs
+}
+
+// ObserveClusterMonitor reads the monitor of the named cluster alone,
+// bounded by opts.Timeout: what a wait polls between full observations. A
+// cluster st does not name gives a monitor not reached.
+func ObserveClusterMonitor(ctx context.Context, st *desired.State, cluster string, opts Options) Monitor {
+	if opts.Timeout <= 0 {
+		opts.Timeout = 10 * time.Second
+	}
+	for i := range st.Clusters {
+		if st.Clusters[i].Name == cluster {
+			return observeClusterMonitor(ctx, st, &st.Clusters[i], opts.Timeout)
+		}
+	}
+	return Monitor{Nodes: []Node{}, Error: "cluster " + cluster + " is not in the desired state"}
+}
+
+func observeClusterMonitor(ctx context.Context, st *desired.State, c *desired.Cluster, timeout time.Duration) Monitor {
+	mctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	return ObserveMonitor(mctx, MonitorConnStringFor(st, c), c.Formation)
 }
 
 // MonitorConnStringFor is the connection string of a cluster's monitor as

@@ -117,9 +117,12 @@ func (e *LiveEngine) Apply(ctx context.Context, st *desired.State, h Hooks) (*ac
 		out = io.Discard
 	}
 	x := &actuators.Executor{
-		State:      st,
-		Docker:     actuators.NewDocker(ex),
-		Observe:    e.observer(st, ex, h),
+		State:   st,
+		Docker:  actuators.NewDocker(ex),
+		Observe: e.observer(st, ex, h),
+		ObserveMonitor: func(ctx context.Context, cluster string) observe.Monitor {
+			return observe.ObserveClusterMonitor(ctx, st, cluster, observe.Options{Timeout: e.ObserveTimeout})
+		},
 		Log:        e.Log,
 		Progress:   out,
 		BeforeStep: h.BeforeStep,
