@@ -80,7 +80,7 @@ var ErrInterrupted = errors.New("interrupted: stopped between two steps")
 // change nothing, end at once).
 func Apply(ctx context.Context, st *desired.State, x *Executor, out io.Writer, log *slog.Logger) (*Outcome, error) {
 	o := &Outcome{}
-	x.confirmed = nil // only a wait of this run may hand its observation on
+	x.latest = nil // only this run's own observations are handed on
 	settleBy, waiting := time.Now().Add(SettleTimeout), false
 	for step := 1; step <= MaxSteps; step++ {
 		if ctx.Err() != nil {
@@ -138,6 +138,7 @@ func Apply(ctx context.Context, st *desired.State, x *Executor, out io.Writer, l
 		start := time.Now()
 		var err error
 		if a.Kind == reconcile.Wait {
+			x.latest = obs // the wait starts from what this plan saw
 			err = x.Execute(ctx, a)
 		} else {
 			// A step runs to its end even when apply is interrupted.

@@ -56,9 +56,11 @@ type Executor struct {
 	// service counts actions by kind and result here).
 	AfterStep func(r StepResult)
 
-	// confirmed is the full observation that ended the last wait: nothing
-	// has acted since, so Apply plans the next step from it.
-	confirmed *observe.Observation
+	// latest is a full observation taken since the last step that changed
+	// anything, handed on once: Apply plans a wait from one and the wait
+	// starts from it; a wait ends on one and Apply plans the next step
+	// from it. Nothing acts in between, so it is as good as a new one.
+	latest *observe.Observation
 }
 
 // MonitorPollInterval is the period of a wait's monitor polls (a few
@@ -69,11 +71,11 @@ const (
 	FullObservationEvery = 5 * time.Second
 )
 
-// observe returns the observation a wait just confirmed, once, or takes a
-// new one.
+// observe returns the latest observation handed on, once, or takes a new
+// one.
 func (x *Executor) observe(ctx context.Context) *observe.Observation {
-	if obs := x.confirmed; obs != nil {
-		x.confirmed = nil
+	if obs := x.latest; obs != nil {
+		x.latest = nil
 		return obs
 	}
 	return x.Observe(ctx)
@@ -246,12 +248,11 @@ func (x *Executor) wait(ctx context.Context, a reconcile.Action) error {
 	deadline := start.Add(time.Duration(a.Until.Timeout))
 	lastProgress := start
 	last := "nothing observed yet"
-	x.confirmed = nil
-	obs, full, fullAt := x.Observe(ctx), true, time.Now()
+	obs, full, fullAt := x.observe(ctx), true, time.Now()
 	for {
 		if a.Until.Satisfied(a.Cluster, obs) {
 			if full {
-				x.confirmed = obs
+				x.latest = obs
 				return nil
 			}
 			// The monitor says so: confirm with everything (a container

@@ -88,3 +88,21 @@ func TestWaitDoesNotEndOnAStaleReport(t *testing.T) {
 		t.Errorf("%d full observations, %d monitor polls: want the monitor polled, then its word checked against the containers", w.fulls, w.polls)
 	}
 }
+
+// A wait starts from the observation its plan was made from (Apply hands
+// it on): no second full observation before the first monitor poll.
+func TestWaitStartsFromThePlansObservation(t *testing.T) {
+	now := time.Now()
+	w := &waitWorld{started: now.Add(-time.Minute), report: now, settledAfter: 3}
+	x := &Executor{State: fakeState(t), Observe: w.observe, ObserveMonitor: w.monitor}
+	x.latest = w.observe(context.Background())
+	w.fulls = 0
+	a := reconcile.Action{Kind: reconcile.Wait, Cluster: "main", Node: "node2",
+		Until: &reconcile.Condition{Node: "node2", States: []string{"secondary"}, Timeout: reconcile.Duration(time.Minute)}}
+	if err := x.Execute(context.Background(), a); err != nil {
+		t.Fatal(err)
+	}
+	if w.fulls != 1 {
+		t.Errorf("%d full observations; want 1 (the confirmation): the wait did not start from the plan's", w.fulls)
+	}
+}
