@@ -109,6 +109,73 @@ func TestConvergeScenarios(t *testing.T) {
 	}
 }
 
+// At bring-up the first node gets the PostgreSQL parameters before the
+// next node is created: the others clone them from it, so only it is set,
+// and a parameter that needs a restart restarts it alone, in place while
+// it is single, before any other node exists (no rolling restart, no
+// switchover).
+func TestBringUpClonesParameters(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		params map[string]string
+		want   map[Kind]int
+	}{
+		{"reload_only", map[string]string{"wal_sender_timeout": "3s"},
+			map[Kind]int{CreateMonitor: 1, CreateNode: 3, SetPostgresParameters: 1, SetFormation: 1}},
+		{"restart_needed", map[string]string{"wal_sender_timeout": "3s", "max_connections": "150"},
+			map[Kind]int{CreateMonitor: 1, CreateNode: 3, SetPostgresParameters: 1, RestartContainer: 1, SetFormation: 1}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st := refState()
+			st.Clusters[0].PostgreSQLParameters = tc.params
+			obs := emptyObs(st)
+			got := map[Kind]int{}
+			firstSet, secondCreate := -1, -1
+			step := 0
+			for round := 0; ; round++ {
+				if round == 20 {
+					t.Fatal("no convergence after 20 rounds")
+				}
+				p := Plan(st, obs)
+				if p.Empty() {
+					break
+				}
+				checkInvariants(t, obs, p)
+				for _, a := range p.Actions() {
+					step++
+					if a.Kind == Wait {
+						continue
+					}
+					got[a.Kind]++
+					if a.Kind == SetPostgresParameters && firstSet < 0 {
+						firstSet = step
+						if a.Node != "node1" {
+							t.Errorf("parameters first set on %s, want node1 (the first node)", a.Node)
+						}
+					}
+					if a.Kind == CreateNode && got[CreateNode] == 2 {
+						secondCreate = step
+					}
+				}
+				simulate(t, st, obs, p)
+			}
+			if firstSet < 0 || secondCreate < 0 || firstSet > secondCreate {
+				t.Errorf("parameters set at step %d, the second node created at step %d: want the parameters first", firstSet, secondCreate)
+			}
+			for k, n := range tc.want {
+				if got[k] != n {
+					t.Errorf("%s ran %d times, want %d (all: %v)", k, got[k], n, got)
+				}
+			}
+			for k, n := range got {
+				if _, ok := tc.want[k]; !ok {
+					t.Errorf("unexpected %s ran %d times", k, n)
+				}
+			}
+		})
+	}
+}
+
 // A container that started after the node's last report makes the
 // monitor's view of that node stale: the planner waits for a fresh
 // report before it disrupts anything else.

@@ -496,6 +496,16 @@ func (p *planner) planNode(n *desired.Node, gate bool) bool {
 		trigger, reason := "bring-up", fmt.Sprintf("%s is in the desired state but has no container on %s", n.Name, n.VM)
 		if on != nil || vol != nil {
 			trigger, reason = "drift", fmt.Sprintf("%s has lost its container on %s; re-created on its existing volume (same node, same data)", n.Name, n.VM)
+		} else if others := p.parametersFirst(); others != "" {
+			// A new node clones postgresql.auto.conf from the primary:
+			// set the parameters there first and the clone has them (no
+			// ALTER SYSTEM of its own, no restart for one that needs it).
+			verb := "has"
+			if strings.Contains(others, ",") {
+				verb = "have"
+			}
+			p.block(n.Name, GuardInFlight, fmt.Sprintf("%s is created once %s %s the desired PostgreSQL parameters (a new node clones them from the primary)", n.Name, others, verb))
+			return false
 		}
 		p.add(Action{Kind: CreateNode, Node: n.Name, VM: n.VM, Trigger: trigger, Spec: &spec, Volume: spec.Volume, Reason: reason})
 		p.waitNode(n, trigger, fmt.Sprintf("%s must register and finish its clone before the next change", n.Name))
@@ -612,7 +622,26 @@ func (p *planner) planFormation() {
 	if p.oc != nil && p.oc.Monitor.Reached {
 		have = p.oc.Monitor.Formation.NumberSyncStandbys
 	}
-	if have == p.c.NumberSyncStandbys {
+	want := p.c.NumberSyncStandbys
+	if have == want {
+		return
+	}
+	// pg_auto_failover refuses the change unless the primary is settled
+	// as primary (or wait_primary, for 0) and has want+1 standbys in the
+	// replication quorum (formation_metadata.c): a cluster being built
+	// gets it once its standbys joined.
+	var primary *observe.Node
+	standbys := 0
+	for _, n := range p.nodes {
+		switch {
+		case n.ReportedState == n.AssignedState && (n.ReportedState == "primary" || n.ReportedState == "wait_primary" && want == 0):
+			primary = n
+		case n.ReplicationQuorum && n.ReportedState == "secondary" && p.ready(n):
+			standbys++
+		}
+	}
+	if primary == nil || want > 0 && standbys < want+1 {
+		p.block("monitor", GuardInFlight, fmt.Sprintf("number_sync_standbys %d is set once a settled primary has %d standbys in the replication quorum (now %d): pg_auto_failover refuses it before", want, want+1, standbys))
 		return
 	}
 	p.add(Action{Kind: SetFormation, Node: "monitor", VM: p.c.Monitor.VM, Trigger: "settings",
@@ -856,21 +885,7 @@ func (p *planner) planPostgresParameters(nodes []*desired.Node) {
 			p.block(n.Name, GuardPostgresUnobserved, fmt.Sprintf("%s's PostgreSQL parameters cannot be compared: %s", n.Name, why))
 			continue
 		}
-		set, prev := map[string]string{}, map[string]string{}
-		var restart []string
-		for _, k := range SortedKeys(want) {
-			have, ok := ct.Postgres.Parameters[k]
-			if ok && have == want[k] {
-				continue
-			}
-			set[k] = want[k]
-			if ok {
-				prev[k] = have
-			}
-			if NeedsRestart(k) {
-				restart = append(restart, k)
-			}
-		}
+		set, prev, restart := p.parameterChanges(ct)
 		if len(set) == 0 {
 			continue
 		}
@@ -882,6 +897,56 @@ func (p *planner) planPostgresParameters(nodes []*desired.Node) {
 		}
 		p.add(Action{Kind: SetPostgresParameters, Node: n.Name, VM: n.VM, Trigger: "settings", Settings: set, Previous: nilIfEmpty(prev), Restart: restart, Reason: reason})
 	}
+}
+
+// parameterChanges compares a running node's postgresql.auto.conf with the
+// desired parameters: what to set, the values it replaces, and which of
+// them need a restart.
+func (p *planner) parameterChanges(ct *observe.Container) (set, prev map[string]string, restart []string) {
+	set, prev = map[string]string{}, map[string]string{}
+	want := p.c.PostgreSQLParameters
+	for _, k := range SortedKeys(want) {
+		have, ok := ct.Postgres.Parameters[k]
+		if ok && have == want[k] {
+			continue
+		}
+		set[k] = want[k]
+		if ok {
+			prev[k] = have
+		}
+		if NeedsRestart(k) {
+			restart = append(restart, k)
+		}
+	}
+	return set, prev, restart
+}
+
+// parametersFirst names the nodes that must have the desired PostgreSQL
+// parameters before a new node is created, "" when there are none: the
+// registered, running nodes whose parameters this plan sets
+// (planPostgresParameters, when settings are safe so far), and a first node
+// created by this plan (it clones nothing: its parameters are set once it
+// joined, in the next plan).
+func (p *planner) parametersFirst() string {
+	if len(p.c.PostgreSQLParameters) == 0 {
+		return ""
+	}
+	var names []string
+	safe, primary := p.settingsSafe(), p.healthyPrimary("") != nil
+	for _, n := range p.desiredNodes() {
+		if !primary && p.planned(CreateNode, n.Name) {
+			names = append(names, n.Name)
+			continue
+		}
+		ct, _ := p.container(n.VM, n.Name)
+		if !safe || ct == nil || ct.State != "running" || p.monitorNode(n.Name) == nil || ct.Postgres == nil || ct.Postgres.Error != "" {
+			continue
+		}
+		if set, _, _ := p.parameterChanges(ct); len(set) > 0 {
+			names = append(names, n.Name)
+		}
+	}
+	return strings.Join(names, ", ")
 }
 
 // restartFor lists the desired parameters that need the node's server

@@ -1,6 +1,7 @@
 package reconcile
 
 import (
+	"maps"
 	"bytes"
 	"encoding/json"
 	"fmt"
@@ -33,6 +34,22 @@ func simulate(t *testing.T, st *desired.State, obs *observe.Observation, p *Resu
 			var pg *observe.Postgres
 			if old := containerOf(obs, a.Spec.VM, a.Spec.Name); old != nil && old.Postgres != nil {
 				pg = &observe.Postgres{StartTime: obs.Time, Parameters: old.Postgres.Parameters}
+			}
+			if pg == nil && a.Kind == CreateNode && monNode(obs, a.Cluster, a.Node) == nil {
+				// A new node clones the primary, postgresql.auto.conf
+				// included (pg_basebackup).
+				for _, n := range oc.Monitor.Nodes {
+					if n.ReportedState != "primary" && n.ReportedState != "single" {
+						continue
+					}
+					for _, vm := range obs.VMs {
+						for _, ct := range vm.Containers {
+							if ct.Cluster == a.Cluster && ct.Node == n.Name && ct.Postgres != nil {
+								pg = &observe.Postgres{StartTime: obs.Time, Parameters: maps.Clone(ct.Postgres.Parameters)}
+							}
+						}
+					}
+				}
 			}
 			putContainer(obs, *a.Spec)
 			if a.Node != "monitor" {
@@ -89,7 +106,22 @@ func simulate(t *testing.T, st *desired.State, obs *observe.Observation, p *Resu
 				oc.Monitor.Settings[k] = v
 			}
 		case SetFormation:
-			fmt.Sscan(a.Settings["number_sync_standbys"], &oc.Monitor.Formation.NumberSyncStandbys)
+			var want int
+			fmt.Sscan(a.Settings["number_sync_standbys"], &want)
+			// pg_auto_failover refuses (55000, 22023) unless the primary
+			// is settled and want+1 standbys are in the replication quorum.
+			primary, standbys := false, 0
+			for _, n := range oc.Monitor.Nodes {
+				if n.ReportedState == n.AssignedState && (n.ReportedState == "primary" || n.ReportedState == "wait_primary" && want == 0) {
+					primary = true
+				} else if n.ReplicationQuorum && n.ReportedState == "secondary" {
+					standbys++
+				}
+			}
+			if !primary || want > 0 && standbys < want+1 {
+				t.Fatalf("set_formation number_sync_standbys %d with primary settled %v and %d quorum standbys: pg_auto_failover refuses it", want, primary, standbys)
+			}
+			oc.Monitor.Formation.NumberSyncStandbys = want
 		case SetNodeSettings:
 			n := monNode(obs, a.Cluster, a.Node)
 			if v, ok := a.Settings["candidate_priority"]; ok {
@@ -237,8 +269,10 @@ func TestConvergeFromEmpty(t *testing.T) {
 	st.Clusters[0].MonitorSettings = map[string]string{"health_check_period": "1000"}
 	obs := emptyObs(st)
 	rounds := converge(t, st, obs, 10)
-	if rounds != 1 {
-		t.Errorf("bring-up from empty VMs took %d plan rounds in simulation, want 1 (the whole bring-up is one plan)", rounds)
+	if rounds != 2 {
+		// One plan brings every member up; number_sync_standbys can be
+		// set only once the standbys joined, in the next.
+		t.Errorf("bring-up from empty VMs took %d plan rounds in simulation, want 2 (members, then number_sync_standbys)", rounds)
 	}
 	for _, c := range st.Clusters {
 		if got := len(findObsCluster(obs, c.Name).Monitor.Nodes); got != 3 {
