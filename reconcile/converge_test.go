@@ -95,17 +95,23 @@ func TestConvergeScenarios(t *testing.T) {
 				}
 				simulate(t, st, obs, p)
 			}
-			for k, n := range tc.want {
-				if got[k] != n {
-					t.Errorf("%s ran %d times, want %d (all: %v)", k, got[k], n, got)
-				}
-			}
-			for k, n := range got {
-				if _, ok := tc.want[k]; !ok {
-					t.Errorf("unexpected %s ran %d times", k, n)
-				}
-			}
+			checkKinds(t, got, tc.want)
 		})
+	}
+}
+
+// checkKinds compares how often each kind of action ran with want.
+func checkKinds(t *testing.T, got, want map[Kind]int) {
+	t.Helper()
+	for k, n := range want {
+		if got[k] != n {
+			t.Errorf("%s ran %d times, want %d (all: %v)", k, got[k], n, got)
+		}
+	}
+	for k, n := range got {
+		if _, ok := want[k]; !ok {
+			t.Errorf("unexpected %s ran %d times", k, n)
+		}
 	}
 }
 
@@ -162,16 +168,7 @@ func TestBringUpClonesParameters(t *testing.T) {
 			if firstSet < 0 || secondCreate < 0 || firstSet > secondCreate {
 				t.Errorf("parameters set at step %d, the second node created at step %d: want the parameters first", firstSet, secondCreate)
 			}
-			for k, n := range tc.want {
-				if got[k] != n {
-					t.Errorf("%s ran %d times, want %d (all: %v)", k, got[k], n, got)
-				}
-			}
-			for k, n := range got {
-				if _, ok := tc.want[k]; !ok {
-					t.Errorf("unexpected %s ran %d times", k, n)
-				}
-			}
+			checkKinds(t, got, tc.want)
 		})
 	}
 }
