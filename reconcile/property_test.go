@@ -1,10 +1,10 @@
 package reconcile
 
 import (
-	"maps"
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"testing"
