@@ -237,11 +237,7 @@ func TestChangeByCommitOnLab(t *testing.T) {
 	})
 
 	// From here on, an application writes through dsn.
-	w, err := StartWriter(ctx, strings.Replace(dsnOf(t, ctx, r), "connect_timeout=3", "connect_timeout=2", 1), 50*time.Millisecond)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Stop()
+	w := startAppWriter(t, ctx, r)
 
 	starts := func(t *testing.T) map[string]string {
 		t.Helper()

@@ -50,11 +50,7 @@ func TestFailoverBench(t *testing.T) {
 	}
 	r.apply(t, ctx)
 	waitStable(t, ctx, l, 3, 3*time.Minute)
-	w, err := StartWriter(ctx, strings.Replace(dsnOf(t, ctx, r), "connect_timeout=3", "connect_timeout=2", 1), 50*time.Millisecond)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Stop()
+	w := startAppWriter(t, ctx, r)
 	var gaps, full, clones []time.Duration
 	for i := 1; i <= runs; i++ {
 		prim := waitStable(t, ctx, l, 3, 3*time.Minute)

@@ -129,12 +129,7 @@ func TestFaultsOnLab(t *testing.T) {
 	t.Logf("bring-up: %s", time.Since(start).Round(time.Second))
 
 	uris := nodeURIs(t, l)
-	dsn := strings.Replace(dsnOf(t, ctx, r), "connect_timeout=3", "connect_timeout=2", 1)
-	w, err := StartWriter(ctx, dsn, 50*time.Millisecond)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Stop()
+	w := startAppWriter(t, ctx, r)
 	s := StartSampler(ctx, uris, 500*time.Millisecond)
 	sampling := true
 	defer func() {

@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 )
@@ -32,11 +31,7 @@ func TestPartitionSoak(t *testing.T) {
 	r := newRec(t, l)
 	r.apply(t, ctx)
 	waitStable(t, ctx, l, 3, 2*time.Minute)
-	w, err := StartWriter(ctx, strings.Replace(dsnOf(t, ctx, r), "connect_timeout=3", "connect_timeout=2", 1), 50*time.Millisecond)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Stop()
+	w := startAppWriter(t, ctx, r)
 	s := StartSampler(ctx, nodeURIs(t, l), 500*time.Millisecond)
 	defer s.Stop()
 	for i := 1; i <= runs; i++ {

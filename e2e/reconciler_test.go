@@ -454,3 +454,16 @@ func dsnOf(t *testing.T, ctx context.Context, r *rec) string {
 	}
 	return strings.TrimSpace(out) + "&connect_timeout=3"
 }
+
+// startAppWriter starts the test's application: a writer through the
+// string from `reconciler dsn` (2 s connect timeout, so a lost host costs
+// little), one insert every 50 ms, stopped at the end of the test.
+func startAppWriter(t *testing.T, ctx context.Context, r *rec) *Writer {
+	t.Helper()
+	w, err := StartWriter(ctx, strings.Replace(dsnOf(t, ctx, r), "connect_timeout=3", "connect_timeout=2", 1), 50*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(w.Stop)
+	return w
+}

@@ -17,14 +17,20 @@ type Options struct {
 	Now func() time.Time
 }
 
+// timeout is opts.Timeout, or its default.
+func (opts Options) timeout() time.Duration {
+	if opts.Timeout <= 0 {
+		return 10 * time.Second
+	}
+	return opts.Timeout
+}
+
 // Observe takes one observation of everything the desired state names:
 // every VM over r and every cluster's monitor over SQL, all in parallel,
 // each bounded by opts.Timeout. Nothing unreachable is an error: it is
 // recorded in the observation.
 func Observe(ctx context.Context, st *desired.State, r Runner, opts Options) *Observation {
-	if opts.Timeout <= 0 {
-		opts.Timeout = 10 * time.Second
-	}
+	opts.Timeout = opts.timeout()
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
@@ -58,12 +64,9 @@ func Observe(ctx context.Context, st *desired.State, r Runner, opts Options) *Ob
 // bounded by opts.Timeout: what a wait polls between full observations. A
 // cluster st does not name gives a monitor not reached.
 func ObserveClusterMonitor(ctx context.Context, st *desired.State, cluster string, opts Options) Monitor {
-	if opts.Timeout <= 0 {
-		opts.Timeout = 10 * time.Second
-	}
 	for i := range st.Clusters {
 		if st.Clusters[i].Name == cluster {
-			return observeClusterMonitor(ctx, st, &st.Clusters[i], opts.Timeout)
+			return observeClusterMonitor(ctx, st, &st.Clusters[i], opts.timeout())
 		}
 	}
 	return Monitor{Nodes: []Node{}, Error: "cluster " + cluster + " is not in the desired state"}

@@ -496,15 +496,12 @@ func (p *planner) planNode(n *desired.Node, gate bool) bool {
 		trigger, reason := "bring-up", fmt.Sprintf("%s is in the desired state but has no container on %s", n.Name, n.VM)
 		if on != nil || vol != nil {
 			trigger, reason = "drift", fmt.Sprintf("%s has lost its container on %s; re-created on its existing volume (same node, same data)", n.Name, n.VM)
-		} else if others := p.parametersFirst(); others != "" {
+		} else if first := p.parametersFirst(); len(first) > 0 {
 			// A new node clones postgresql.auto.conf from the primary:
 			// set the parameters there first and the clone has them (no
 			// ALTER SYSTEM of its own, no restart for one that needs it).
-			verb := "has"
-			if strings.Contains(others, ",") {
-				verb = "have"
-			}
-			p.block(n.Name, GuardInFlight, fmt.Sprintf("%s is created once %s %s the desired PostgreSQL parameters (a new node clones them from the primary)", n.Name, others, verb))
+			verb := map[bool]string{true: "has", false: "have"}[len(first) == 1]
+			p.block(n.Name, GuardInFlight, fmt.Sprintf("%s is created once %s %s the desired PostgreSQL parameters (a new node clones them from the primary)", n.Name, strings.Join(first, ", "), verb))
 			return false
 		}
 		p.add(Action{Kind: CreateNode, Node: n.Name, VM: n.VM, Trigger: trigger, Spec: &spec, Volume: spec.Volume, Reason: reason})
@@ -922,14 +919,14 @@ func (p *planner) parameterChanges(ct *observe.Container) (set, prev map[string]
 }
 
 // parametersFirst names the nodes that must have the desired PostgreSQL
-// parameters before a new node is created, "" when there are none: the
+// parameters before a new node is created (none: nothing waits): the
 // registered, running nodes whose parameters this plan sets
 // (planPostgresParameters, when settings are safe so far), and a first node
 // created by this plan (it clones nothing: its parameters are set once it
 // joined, in the next plan).
-func (p *planner) parametersFirst() string {
+func (p *planner) parametersFirst() []string {
 	if len(p.c.PostgreSQLParameters) == 0 {
-		return ""
+		return nil
 	}
 	var names []string
 	safe, primary := p.settingsSafe(), p.healthyPrimary("") != nil
@@ -946,7 +943,7 @@ func (p *planner) parametersFirst() string {
 			names = append(names, n.Name)
 		}
 	}
-	return strings.Join(names, ", ")
+	return names
 }
 
 // restartFor lists the desired parameters that need the node's server
