@@ -251,6 +251,46 @@ func (e *SSHExecutor) RunInput(ctx context.Context, vm string, argv []string, st
 	}
 }
 
+// Dial opens a connection from the VM, forwarded over its SSH connection:
+// network "tcp" reaches host:port as the VM sees it (127.0.0.1 is the VM
+// itself), "unix" a socket path on the VM. sshd must allow the forwarding
+// (OpenSSH's AllowTcpForwarding and AllowStreamLocalForwarding, both yes
+// by default). Nothing runs on the VM: sshd connects on the login user's
+// behalf, with that user's permissions. A refused forwarding is a
+// *ConnError with Op "forward"; a dead connection is dialled again once.
+func (e *SSHExecutor) Dial(ctx context.Context, vm, network, addr string) (net.Conn, error) {
+	h := e.hosts[vm]
+	if h == nil {
+		return nil, fmt.Errorf("ssh %s: unknown VM", vm)
+	}
+	for attempt := 0; ; attempt++ {
+		c, err := e.conn(ctx, h)
+		if err != nil {
+			return nil, err
+		}
+		conn, err := c.client.DialContext(ctx, network, addr)
+		if err == nil {
+			return conn, nil
+		}
+		if ctx.Err() != nil {
+			return nil, &ConnError{VM: h.Name, Address: h.addr, Op: "forward", Err: fmt.Errorf("%s %s: %w", network, addr, ctx.Err())}
+		}
+		var oce *ssh.OpenChannelError
+		if errors.As(err, &oce) {
+			// sshd refused this channel (forwarding not allowed, nothing
+			// listening): the connection itself is fine.
+			return nil, &ConnError{VM: h.Name, Address: h.addr, Op: "forward", Err: fmt.Errorf("%s %s: %w", network, addr, err)}
+		}
+		if attempt == 0 {
+			e.log.Info("ssh connection lost, reconnecting", "vm", h.Name, "err", err)
+			c.client.Close()
+			h.drop(c)
+			continue
+		}
+		return nil, &ConnError{VM: h.Name, Address: h.addr, Op: "forward", Err: fmt.Errorf("%s %s: %w", network, addr, err)}
+	}
+}
+
 // conn returns the VM's live connection, dialling one if needed.
 func (e *SSHExecutor) conn(ctx context.Context, h *sshHost) (*sshConn, error) {
 	if c := h.current(); c != nil {

@@ -571,3 +571,86 @@ func TestStderrIsCapped(t *testing.T) {
 		t.Errorf("trimStderr kept %d bytes: %q...", len(got), got[:10])
 	}
 }
+
+// TestSSHDial forwards TCP and Unix-socket connections through the VM's
+// one SSH connection, the way the observer reaches Docker's socket and
+// each node's PostgreSQL.
+func TestSSHDial(t *testing.T) {
+	s := startSSHD(t)
+	e := s.Executor(t, "vm1", nil)
+	ctx := testCtx(t, 2*time.Minute)
+
+	echo := func(l net.Listener) {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				b := make([]byte, 64)
+				n, _ := c.Read(b)
+				_, _ = c.Write(append([]byte("echo:"), b[:n]...))
+			}()
+		}
+	}
+	tcp, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tcp.Close() })
+	go echo(tcp)
+	sock := filepath.Join(t.TempDir(), "echo.sock")
+	unix, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Close() })
+	go echo(unix)
+
+	roundTrip := func(network, addr string) {
+		t.Helper()
+		c, err := e.Dial(ctx, "vm1", network, addr)
+		if err != nil {
+			t.Fatalf("Dial %s %s: %v", network, addr, err)
+		}
+		defer c.Close()
+		if _, err := c.Write([]byte("hi")); err != nil {
+			t.Fatal(err)
+		}
+		b := make([]byte, 64)
+		n, err := c.Read(b)
+		if err != nil {
+			t.Fatalf("read through %s %s: %v", network, addr, err)
+		}
+		if got := string(b[:n]); got != "echo:hi" {
+			t.Errorf("%s %s answered %q, want %q", network, addr, got, "echo:hi")
+		}
+	}
+	roundTrip("tcp", tcp.Addr().String())
+	roundTrip("unix", sock)
+
+	// Nothing listens there: sshd refuses the channel, the connection
+	// stays (no second dial) and the error says what was forwarded.
+	_, err = e.Dial(ctx, "vm1", "tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t))))
+	var ce *ConnError
+	if !errors.As(err, &ce) || ce.Op != "forward" || ce.VM != "vm1" || !strings.Contains(err.Error(), "127.0.0.1:") {
+		t.Errorf("Dial to a closed port: err = %v, want a forward ConnError naming vm1 and the address", err)
+	}
+	if d := e.Dials(); d != 1 {
+		t.Errorf("Dials = %d after a refused forwarding, want 1", d)
+	}
+
+	// A dead connection is dialled again.
+	if n := s.KillConnections(); n == 0 {
+		t.Fatalf("no sshd connection process to kill")
+	}
+	roundTrip("unix", sock)
+	if d := e.Dials(); d != 2 {
+		t.Errorf("Dials = %d after the connection was killed, want 2", d)
+	}
+
+	if _, err := e.Dial(ctx, "nope", "tcp", tcp.Addr().String()); err == nil || !strings.Contains(err.Error(), "nope") {
+		t.Errorf("Dial on an unknown VM: err = %v, want one naming it", err)
+	}
+}
