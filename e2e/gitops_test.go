@@ -506,25 +506,6 @@ func candidatePriority(ctx context.Context, l *Lab, node string) (int, error) {
 	return strconv.Atoi(strings.TrimSpace(string(out)))
 }
 
-// gitopsMutations are the docker events that changed something of the
-// gitops cluster between since and until.
-func gitopsMutations(t *testing.T, ctx context.Context, since, until time.Time) []string {
-	t.Helper()
-	out, err := docker(ctx, "events", "--since", since.Format(time.RFC3339Nano), "--until", until.Format(time.RFC3339Nano),
-		"--filter", "label=pgaf.cluster="+gitopsCluster, "--format", "{{.Type}} {{.Action}} {{.Actor.Attributes.name}}")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var muts []string
-	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
-		if line == "" || strings.Contains(line, "exec_") {
-			continue
-		}
-		muts = append(muts, line)
-	}
-	return muts
-}
-
 // gitopsSecondary names a secondary's container and its VM: removing it
 // is drift that needs no failover.
 func gitopsSecondary(t *testing.T, ctx context.Context, l *Lab) (container, vm string) {
@@ -671,7 +652,7 @@ func TestGitOpsRunOnLab(t *testing.T) {
 		if _, ok := in.firstAction(bad); ok {
 			t.Errorf("an action ran for the invalid commit")
 		}
-		if muts := gitopsMutations(t, ctx, since, time.Now().Add(time.Second)); len(muts) != 0 {
+		if muts := dockerMutations(t, ctx, gitopsCluster, since, time.Now().Add(time.Second)); len(muts) != 0 {
 			t.Errorf("docker mutations after the invalid commit: %v", muts)
 		}
 		d.broken = false
@@ -706,7 +687,7 @@ func TestGitOpsRunOnLab(t *testing.T) {
 		if p, err := candidatePriority(ctx, l, "node2"); err != nil || p != base.priority {
 			t.Errorf("node2 priority %d (%v), want %d untouched", p, err, base.priority)
 		}
-		if muts := gitopsMutations(t, ctx, since, time.Now().Add(time.Second)); len(muts) != 0 {
+		if muts := dockerMutations(t, ctx, gitopsCluster, since, time.Now().Add(time.Second)); len(muts) != 0 {
 			t.Errorf("docker mutations after the unsigned commit: %v", muts)
 		}
 		signed := r.commit(base, true, "signed again")
@@ -809,7 +790,7 @@ func TestGitOpsRunOnLab(t *testing.T) {
 		if s, _ := containerState(ctx, victim); s != "" {
 			t.Errorf("dry run: %s is %q, want still absent", victim, s)
 		}
-		if muts := gitopsMutations(t, ctx, since, time.Now().Add(time.Second)); len(muts) != 0 {
+		if muts := dockerMutations(t, ctx, gitopsCluster, since, time.Now().Add(time.Second)); len(muts) != 0 {
 			t.Errorf("dry run made docker mutations: %v", muts)
 		}
 		if n := dry.metric(t, ctx, "pgaf_actions_total"); n != 0 {

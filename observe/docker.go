@@ -1,17 +1,23 @@
 package observe
 
 import (
-	"bufio"
-	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // MaxLogEvidence is how many matching log lines are kept per container.
@@ -31,64 +37,24 @@ const LogEvidencePattern = `pg_rewind.*(failed|error|could not)|(failed|error|co
 	`could not find previous WAL record|failed to initialize standby|` +
 	`requested starting point .* is ahead of the WAL flush position`
 
-// vmScript prints, in one round trip, every container labelled with the
-// VM ($1) as docker inspect JSON, every such volume as one JSON line, the
-// lines of each node container's recent log that match $2, and what the
-// PostgreSQL server of each running node container answers to $5 (psql
-// through docker exec, on the socket and port its postmaster.pid names).
-// The docker commands run in parallel (5 CLI calls for a VM with one
-// running node): each costs tens of milliseconds of CPU. Sections start
-// with "@@pgaf " lines; log and psql lines are prefixed with "|" so that
-// neither can fake a section.
-var vmScript = `f="label=` + LabelVM + `=$1"
-list=$(docker ps -a --no-trunc --filter "$f" --format '{{.ID}} {{.Label "` + LabelRole + `"}} {{.State}}') || exit 1
-t=$(mktemp -d) || exit 1
-trap 'rm -rf "$t"' EXIT
-ids=
-nodes=
-running=
-while read -r id role state; do
-  [ -n "$id" ] || continue
-  ids="$ids $id"
-  if [ "$role" = ` + RoleNode + ` ]; then
-    nodes="$nodes $id"
-    if [ "$state" = running ]; then running="$running $id"; fi
-  fi
-done <<LIST
-$list
-LIST
-for id in $nodes; do
-  { docker logs --tail "$3" "$id" 2>&1 | grep -E -i -e "$2" | tail -n "$4" | sed 's/^/|/'; } >"$t/log.$id" &
-done
-for id in $running; do
-  { docker exec -u ` + pgUser + ` "$id" sh -c 'f="$PGDATA/postmaster.pid"; [ -r "$f" ] || { echo "postgres is not running (no postmaster.pid)"; exit 3; }; psql -AtX -h "$(sed -n 5p "$f")" -p "$(sed -n 4p "$f")" -d postgres -c "$1"' sh "$5" 2>&1; echo "rc $?"; } | sed 's/^/|/' >"$t/pg.$id" &
-done
-{ docker volume ls --filter "$f" --format '` + volumeFormat() + `'; echo "@@pgaf rc $?"; } >"$t/vols" &
-if [ -n "$ids" ]; then docker inspect --type container $ids; else echo '[]'; fi >"$t/cont"
-echo "@@pgaf rc $?" >>"$t/cont"
-wait
-echo '@@pgaf containers'
-cat "$t/cont"
-echo '@@pgaf volumes'
-cat "$t/vols"
-for id in $nodes; do
-  echo "@@pgaf logs $id"
-  cat "$t/log.$id"
-done
-for id in $running; do
-  echo "@@pgaf pg $id"
-  cat "$t/pg.$id"
-done
-echo '@@pgaf end'
-`
+// DockerSocket is where the observer reaches a VM's Docker engine: its API
+// socket (the docker CLI's default), forwarded over the VM's SSH
+// connection. The SSH user needs the access to it that the CLI needs.
+const DockerSocket = "/var/run/docker.sock"
 
-// pgUser runs psql in a node container (the image's non-root user, who
-// owns the server and connects over the local socket).
+// maxEngineAnswer bounds one answer of a Docker engine.
+const maxEngineAnswer = 64 << 20
+
+// logEvidence is LogEvidencePattern, matched without case.
+var logEvidence = regexp.MustCompile("(?i)" + LogEvidencePattern)
+
+// pgUser is the PostgreSQL role the observer reads a node's server as:
+// the image's user, initdb's superuser (pg_file_settings needs one).
 const pgUser = "postgres"
 
-// PostgresQuery is the SQL the VM script runs in each running node
-// container: one JSON object with the postmaster's start time, the entries
-// of postgresql.auto.conf (the last of each name, applied or not: a
+// PostgresQuery is the SQL asked of each running node's server: one JSON
+// object with the postmaster's start time, the entries of
+// postgresql.auto.conf (the last of each name, applied or not: a
 // parameter that needs a restart is written but "could not be applied"),
 // and the parameters pending a restart.
 const PostgresQuery = `SELECT json_build_object(` +
@@ -97,49 +63,34 @@ const PostgresQuery = `SELECT json_build_object(` +
 	`WHERE sourcefile LIKE '%/postgresql.auto.conf' ORDER BY name, seqno DESC) s), '{}'), ` +
 	`'pending', coalesce((SELECT json_agg(name ORDER BY name) FROM pg_settings WHERE pending_restart), '[]'))`
 
-// volumeLabels are the labels read from volumes (docker volume ls prints
-// single labels, not the map).
-var volumeLabels = []string{LabelManaged, LabelVM, LabelCluster, LabelNode, LabelRole, LabelSpecHash, LabelRebuild}
+// startSlack is how much earlier than its container a node's postmaster
+// may seem to have started (clock steps) and still be taken as its own.
+const startSlack = 2 * time.Second
 
-// volumeFormat is a docker volume ls template printing one JSON object per
-// volume, shaped like docker volume inspect's.
-func volumeFormat() string {
-	var b strings.Builder
-	b.WriteString(`{"Name":{{json .Name}},"Labels":{`)
-	for i, l := range volumeLabels {
-		if i > 0 {
-			b.WriteString(",")
-		}
-		fmt.Fprintf(&b, `%q:{{json (.Label %q)}}`, l, l)
-	}
-	b.WriteString(`}}`)
-	return b.String()
-}
-
-// VMCommand is the argv ObserveVM runs on a VM: one sh -c script.
-func VMCommand(vm string) []string {
-	return []string{"sh", "-c", vmScript, "sh", vm, LogEvidencePattern,
-		strconv.Itoa(LogEvidenceTail), strconv.Itoa(MaxLogEvidence), PostgresQuery}
-}
-
-// ObserveVM reads every container and volume labelled as the VM's, in one
-// round trip over r. It never fails: a VM that cannot be reached, or whose
-// Docker does not answer, or whose answer cannot be parsed, is returned
-// with Reached false and Error saying why. Containers and volumes are
-// sorted by name; only pgaf.* labels are kept.
-func ObserveVM(ctx context.Context, r Runner, vm string) (res VM) {
+// ObserveVM reads every container and volume labelled as the VM's from
+// the VM's Docker engine API, and what the PostgreSQL server of each
+// running node container says, through connections d forwards from the
+// VM (nothing is started on the VM: no docker CLI, no docker exec, each of
+// which costs tens of milliseconds of CPU). Two waves of requests: the
+// VM's containers and volumes; then, for every container at once, its
+// inspect, then its log's evidence (node containers) and its server
+// (running node containers).
+//
+// It never fails: a VM that cannot be reached, or whose Docker does not
+// answer, or whose answer cannot be parsed, is returned with Reached false
+// and Error saying why. A server that cannot be read is recorded in the
+// container's Postgres.Error. Containers and volumes are sorted by name;
+// only pgaf.* labels are kept.
+func ObserveVM(ctx context.Context, d Dialer, vm string) (res VM) {
 	res = VM{Name: vm, Containers: []Container{}, Volumes: []Volume{}}
 	defer func() {
 		if p := recover(); p != nil {
 			res = VM{Name: vm, Error: fmt.Sprintf("observe %s: panic: %v", vm, p), Containers: []Container{}, Volumes: []Volume{}}
 		}
 	}()
-	out, err := r.Run(ctx, vm, VMCommand(vm))
-	if err != nil {
-		res.Error = fmt.Sprintf("observe %s: %v", vm, err)
-		return res
-	}
-	cs, vs, err := parseVMOutput(out)
+	e := newEngine(d, vm)
+	defer e.close()
+	cs, vs, err := e.observe(ctx)
 	if err != nil {
 		res.Error = fmt.Sprintf("observe %s: %v", vm, err)
 		return res
@@ -151,7 +102,7 @@ func ObserveVM(ctx context.Context, r Runner, vm string) (res VM) {
 
 // ObserveVMs observes the named VMs in parallel, each bounded by timeout
 // (when positive) and by ctx. The result is sorted by VM name.
-func ObserveVMs(ctx context.Context, r Runner, names []string, timeout time.Duration) []VM {
+func ObserveVMs(ctx context.Context, d Dialer, names []string, timeout time.Duration) []VM {
 	res := make([]VM, len(names))
 	var wg sync.WaitGroup
 	for i, name := range names {
@@ -162,7 +113,7 @@ func ObserveVMs(ctx context.Context, r Runner, names []string, timeout time.Dura
 				vctx, cancel = context.WithTimeout(ctx, timeout)
 				defer cancel()
 			}
-			res[i] = ObserveVM(vctx, r, name)
+			res[i] = ObserveVM(vctx, d, name)
 		})
 	}
 	wg.Wait()
@@ -170,7 +121,119 @@ func ObserveVMs(ctx context.Context, r Runner, names []string, timeout time.Dura
 	return res
 }
 
-// inspectContainer is the part of `docker inspect` we read.
+// engine is one VM's Docker engine API, over connections d forwards to
+// DockerSocket, for the length of one observation.
+type engine struct {
+	d  Dialer
+	vm string
+	tr *http.Transport
+	hc *http.Client
+}
+
+func newEngine(d Dialer, vm string) *engine {
+	tr := &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return safeDial(ctx, d, vm, "unix", DockerSocket)
+		},
+		DisableCompression:  true,
+		MaxIdleConnsPerHost: 8,
+	}
+	return &engine{d: d, vm: vm, tr: tr, hc: &http.Client{Transport: tr}}
+}
+
+// safeDial is d.Dial with a panic of d turned into an error: it runs in
+// goroutines of net/http and pgx, where ObserveVM's recover cannot see it.
+func safeDial(ctx context.Context, d Dialer, vm, network, addr string) (c net.Conn, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			c, err = nil, fmt.Errorf("dial %s %s on %s: panic: %v", network, addr, vm, p)
+		}
+	}()
+	return d.Dial(ctx, vm, network, addr)
+}
+
+// guard runs f in a goroutine of the observer, turning a panic into an
+// error: a bug leaves the VM unobserved, it does not end the process.
+func guard(f func() error) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("panic: %v", p)
+		}
+	}()
+	return f()
+}
+
+// close closes the connections the observation left open.
+func (e *engine) close() { e.tr.CloseIdleConnections() }
+
+// errNotFound is what get returns for a 404: an object removed since it
+// was listed.
+var errNotFound = errors.New("not found")
+
+// get sends GET path?q (the engine's current API version) and returns the
+// body of a 200 answer. Other answers are errors carrying the engine's
+// message; a 404 wraps errNotFound.
+func (e *engine) get(ctx context.Context, path string, q url.Values) ([]byte, error) {
+	u := "http://docker" + path
+	if len(q) > 0 {
+		u += "?" + q.Encode()
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, fmt.Errorf("docker engine: %w", err)
+	}
+	resp, err := e.hc.Do(req)
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return nil, fmt.Errorf("docker engine GET %s: %w", path, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxEngineAnswer+1))
+	if err != nil {
+		return nil, fmt.Errorf("docker engine GET %s: read: %w", path, err)
+	}
+	if len(body) > maxEngineAnswer {
+		return nil, fmt.Errorf("docker engine GET %s: answer larger than %d bytes", path, maxEngineAnswer)
+	}
+	if resp.StatusCode != http.StatusOK {
+		msg := strings.TrimSpace(string(body))
+		var m struct {
+			Message string `json:"message"`
+		}
+		if json.Unmarshal(body, &m) == nil && m.Message != "" {
+			msg = m.Message
+		}
+		err := fmt.Errorf("docker engine GET %s: %s: %s", path, resp.Status, msg)
+		if resp.StatusCode == http.StatusNotFound {
+			err = fmt.Errorf("%w: %w", errNotFound, err)
+		}
+		return nil, err
+	}
+	return body, nil
+}
+
+// getJSON is get, decoding the answer into v.
+func (e *engine) getJSON(ctx context.Context, path string, q url.Values, v any) error {
+	body, err := e.get(ctx, path, q)
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		return fmt.Errorf("docker engine GET %s: %w", path, err)
+	}
+	return nil
+}
+
+// listedContainer is the part of GET /containers/json we read: the
+// containers to inspect.
+type listedContainer struct {
+	ID string `json:"Id"`
+}
+
+// inspectContainer is the part of GET /containers/{id}/json we read.
 type inspectContainer struct {
 	ID           string `json:"Id"`
 	Name         string `json:"Name"`
@@ -182,120 +245,72 @@ type inspectContainer struct {
 	Config struct {
 		Image  string            `json:"Image"`
 		Labels map[string]string `json:"Labels"`
+		Cmd    []string          `json:"Cmd"`
+		Env    []string          `json:"Env"`
+		Tty    bool              `json:"Tty"`
 	} `json:"Config"`
 }
 
-// inspectVolume is what volumeFormat prints for a volume (the shape of
-// docker volume inspect, whose UsageData is set only by docker system df).
-type inspectVolume struct {
-	Name      string            `json:"Name"`
-	Labels    map[string]string `json:"Labels"`
-	UsageData *struct {
-		Size int64 `json:"Size"`
-	} `json:"UsageData"`
+// volumeList is GET /volumes's answer. UsageData is set only by docker
+// system df.
+type volumeList struct {
+	Volumes []struct {
+		Name      string            `json:"Name"`
+		Labels    map[string]string `json:"Labels"`
+		UsageData *struct {
+			Size int64 `json:"Size"`
+		} `json:"UsageData"`
+	} `json:"Volumes"`
 }
 
-// section is one "@@pgaf ..." part of the script's output.
-type section struct {
-	header string // "containers", "volumes", "logs <id>", "end"
-	body   []byte
-	rc     string // from a trailing "@@pgaf rc N" line, if any
-}
-
-func splitSections(out []byte) ([]section, error) {
-	var secs []section
-	sc := bufio.NewScanner(bytes.NewReader(out))
-	sc.Buffer(make([]byte, 0, 64*1024), 64*1024*1024)
-	for sc.Scan() {
-		line := sc.Text()
-		if h, ok := strings.CutPrefix(line, "@@pgaf "); ok {
-			if rc, ok := strings.CutPrefix(h, "rc "); ok && len(secs) > 0 {
-				secs[len(secs)-1].rc = rc
-				continue
-			}
-			secs = append(secs, section{header: h})
-			continue
-		}
-		if len(secs) == 0 {
-			continue // noise before the first section (a login banner)
-		}
-		s := &secs[len(secs)-1]
-		s.body = append(s.body, line...)
-		s.body = append(s.body, '\n')
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("read docker output: %w", err)
-	}
-	if len(secs) == 0 || secs[len(secs)-1].header != "end" {
-		return nil, errors.New("docker output truncated (no end marker)")
-	}
-	return secs, nil
-}
-
-func parseVMOutput(out []byte) ([]Container, []Volume, error) {
-	secs, err := splitSections(out)
+func (e *engine) observe(ctx context.Context) ([]Container, []Volume, error) {
+	label, err := json.Marshal(map[string][]string{"label": {LabelVM + "=" + e.vm}})
 	if err != nil {
 		return nil, nil, err
 	}
 	var (
-		rawCs    []inspectContainer
-		rawVs    []inspectVolume
-		gotC     bool
-		gotV     bool
-		evidence = map[string][]string{}
-		pgs      = map[string]*Postgres{}
+		listed     []listedContainer
+		vl         volumeList
+		lerr, verr error
+		wg         sync.WaitGroup
 	)
-	for _, s := range secs {
-		switch {
-		case s.header == "containers":
-			if err := decodeSection(s, &rawCs); err != nil {
-				return nil, nil, fmt.Errorf("docker inspect: %w", err)
-			}
-			gotC = true
-		case s.header == "volumes":
-			if rawVs, err = decodeVolumes(s); err != nil {
-				return nil, nil, fmt.Errorf("docker volume ls: %w", err)
-			}
-			gotV = true
-		case strings.HasPrefix(s.header, "logs "):
-			id := strings.TrimPrefix(s.header, "logs ")
-			evidence[id] = parseEvidence(s.body)
-		case strings.HasPrefix(s.header, "pg "):
-			pgs[strings.TrimPrefix(s.header, "pg ")] = parsePostgres(s.body)
-		}
+	wg.Go(func() {
+		lerr = guard(func() error {
+			return e.getJSON(ctx, "/containers/json", url.Values{"all": {"1"}, "filters": {string(label)}}, &listed)
+		})
+	})
+	wg.Go(func() {
+		verr = guard(func() error { return e.getJSON(ctx, "/volumes", url.Values{"filters": {string(label)}}, &vl) })
+	})
+	wg.Wait()
+	if err := errors.Join(lerr, verr); err != nil {
+		return nil, nil, err
 	}
-	if !gotC || !gotV {
-		return nil, nil, errors.New("docker output lacks the containers or volumes section")
+
+	found := make([]*Container, len(listed))
+	errs := make([]error, len(listed))
+	for i, lc := range listed {
+		wg.Go(func() {
+			errs[i] = guard(func() (err error) {
+				found[i], err = e.container(ctx, lc.ID)
+				return err
+			})
+		})
 	}
-	cs := make([]Container, 0, len(rawCs))
-	for _, rc := range rawCs {
-		c := Container{
-			Name:         strings.TrimPrefix(rc.Name, "/"),
-			ID:           rc.ID,
-			Image:        rc.Config.Image,
-			State:        rc.State.Status,
-			RestartCount: rc.RestartCount,
-			Labels:       ourLabels(rc.Config.Labels),
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, nil, err
+	}
+	cs := make([]Container, 0, len(found))
+	for _, c := range found {
+		if c != nil { // nil: removed since it was listed
+			cs = append(cs, *c)
 		}
-		c.Cluster = c.Labels[LabelCluster]
-		c.Node = c.Labels[LabelNode]
-		c.Role = c.Labels[LabelRole]
-		c.SpecHash = c.Labels[LabelSpecHash]
-		c.Rebuild = c.Labels[LabelRebuild]
-		if t, err := time.Parse(time.RFC3339Nano, rc.State.StartedAt); err == nil && t.Year() > 1 {
-			c.StartedAt = t.UTC()
-		}
-		if c.Role == RoleNode {
-			c.LogEvidence = evidence[rc.ID]
-			if c.State == "running" {
-				c.Postgres = pgs[rc.ID]
-			}
-		}
-		cs = append(cs, c)
 	}
 	sort.Slice(cs, func(i, j int) bool { return cs[i].Name < cs[j].Name })
-	vs := make([]Volume, 0, len(rawVs))
-	for _, rv := range rawVs {
+
+	vs := make([]Volume, 0, len(vl.Volumes))
+	for _, rv := range vl.Volumes {
 		v := Volume{Name: rv.Name, SizeBytes: -1, Labels: ourLabels(rv.Labels)}
 		v.Cluster = v.Labels[LabelCluster]
 		v.Node = v.Labels[LabelNode]
@@ -309,61 +324,97 @@ func parseVMOutput(out []byte) ([]Container, []Volume, error) {
 	return cs, vs, nil
 }
 
-// decodeSection decodes a section's JSON array. docker inspect exits 1 when
-// an object vanished between listing and inspecting but still prints the
-// others, so a non-zero rc is an error only when the JSON is unusable.
-func decodeSection(s section, v any) error {
-	body := bytes.TrimSpace(s.body)
-	if len(body) == 0 {
-		if s.rc != "" && s.rc != "0" {
-			return fmt.Errorf("exit status %s and no output", s.rc)
+// container inspects one container and, for a node, reads its log's
+// evidence and (when it runs) its server. A container removed since it
+// was listed gives nil and no error.
+func (e *engine) container(ctx context.Context, id string) (*Container, error) {
+	var ic inspectContainer
+	if err := e.getJSON(ctx, "/containers/"+url.PathEscape(id)+"/json", nil, &ic); err != nil {
+		if errors.Is(err, errNotFound) {
+			return nil, nil
 		}
-		return errors.New("no output")
+		return nil, err
 	}
-	if err := json.Unmarshal(body, v); err != nil {
-		if s.rc != "" && s.rc != "0" {
-			return fmt.Errorf("exit status %s: %w", s.rc, err)
-		}
-		return err
+	c := &Container{
+		Name:         strings.TrimPrefix(ic.Name, "/"),
+		ID:           ic.ID,
+		Image:        ic.Config.Image,
+		State:        ic.State.Status,
+		RestartCount: ic.RestartCount,
+		Labels:       ourLabels(ic.Config.Labels),
 	}
-	return nil
+	c.Cluster = c.Labels[LabelCluster]
+	c.Node = c.Labels[LabelNode]
+	c.Role = c.Labels[LabelRole]
+	c.SpecHash = c.Labels[LabelSpecHash]
+	c.Rebuild = c.Labels[LabelRebuild]
+	if t, err := time.Parse(time.RFC3339Nano, ic.State.StartedAt); err == nil && t.Year() > 1 {
+		c.StartedAt = t.UTC()
+	}
+	if c.Role != RoleNode {
+		return c, nil
+	}
+	var (
+		wg         sync.WaitGroup
+		lerr, perr error
+	)
+	wg.Go(func() {
+		lerr = guard(func() error {
+			c.LogEvidence = e.evidence(ctx, ic.ID, ic.Config.Tty)
+			return nil
+		})
+	})
+	if c.State == "running" {
+		wg.Go(func() {
+			perr = guard(func() error {
+				c.Postgres = ReadPostgres(ctx, e.d, e.vm, pgUser, postgresPort(ic.Config.Cmd, ic.Config.Env), c.StartedAt)
+				return nil
+			})
+		})
+	}
+	wg.Wait()
+	return c, errors.Join(lerr, perr)
 }
 
-// decodeVolumes decodes one JSON object per line (see volumeFormat).
-// Labels the template printed as "" are absent ones.
-func decodeVolumes(s section) ([]inspectVolume, error) {
-	if s.rc != "" && s.rc != "0" {
-		return nil, fmt.Errorf("exit status %s", s.rc)
+// evidence returns the lines of the container's last LogEvidenceTail log
+// lines (stdout and stderr) that match LogEvidencePattern, at most the
+// last MaxLogEvidence. A log that cannot be read gives none: evidence only
+// ever allows a destructive action, so its absence is the safe side.
+func (e *engine) evidence(ctx context.Context, id string, tty bool) []string {
+	q := url.Values{"stdout": {"1"}, "stderr": {"1"}, "tail": {strconv.Itoa(LogEvidenceTail)}}
+	body, err := e.get(ctx, "/containers/"+url.PathEscape(id)+"/logs", q)
+	if err != nil {
+		return nil
 	}
-	var vs []inspectVolume
-	for _, line := range bytes.Split(s.body, []byte("\n")) {
-		line = bytes.TrimSpace(line)
-		if len(line) == 0 {
-			continue
-		}
-		var v inspectVolume
-		if err := json.Unmarshal(line, &v); err != nil {
-			return nil, err
-		}
-		for k, val := range v.Labels {
-			if val == "" {
-				delete(v.Labels, k)
-			}
-		}
-		vs = append(vs, v)
+	if !tty {
+		body = demux(body)
 	}
-	return vs, nil
+	return matchEvidence(body)
 }
 
-func parseEvidence(body []byte) []string {
+// demux joins the payloads of Docker's multiplexed log stream (a
+// container without a TTY): frames of an 8-byte header (stream, 3 zero
+// bytes, big-endian payload length) and the payload. A truncated last
+// frame keeps what arrived.
+func demux(b []byte) []byte {
+	var out []byte
+	for len(b) >= 8 {
+		n := int(binary.BigEndian.Uint32(b[4:8]))
+		b = b[8:]
+		n = min(n, len(b))
+		out = append(out, b[:n]...)
+		b = b[n:]
+	}
+	return out
+}
+
+// matchEvidence returns the lines of log that match LogEvidencePattern,
+// trimmed, at most the last MaxLogEvidence.
+func matchEvidence(log []byte) []string {
 	var lines []string
-	for _, l := range strings.Split(string(body), "\n") {
-		l, ok := strings.CutPrefix(l, "|")
-		if !ok {
-			continue
-		}
+	for _, l := range strings.Split(string(log), "\n") {
 		l = strings.TrimRight(l, "\r ")
-		if l != "" {
+		if l != "" && logEvidence.MatchString(l) {
 			lines = append(lines, l)
 		}
 	}
@@ -371,6 +422,89 @@ func parseEvidence(body []byte) []string {
 		lines = lines[len(lines)-MaxLogEvidence:]
 	}
 	return lines
+}
+
+// postgresPort is the port a node container's server listens on: the
+// --pgport of its pg_autoctl command, else PGPORT in its environment,
+// else PostgreSQL's default.
+func postgresPort(cmd, env []string) int {
+	for i, a := range cmd {
+		v, ok := strings.CutPrefix(a, "--pgport=")
+		if !ok && a == "--pgport" && i+1 < len(cmd) {
+			v, ok = cmd[i+1], true
+		}
+		if p, err := strconv.Atoi(v); ok && err == nil {
+			return p
+		}
+	}
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, "PGPORT="); ok {
+			if p, err := strconv.Atoi(v); err == nil {
+				return p
+			}
+		}
+	}
+	return 5432
+}
+
+// ReadPostgres asks PostgresQuery of the server listening on the VM's
+// 127.0.0.1:port, as user, through a connection d forwards from the VM
+// (pg_autoctl's initdb trusts local TCP connections; over SSH, without
+// TLS). started is when the server's container started: a postmaster that
+// started well before it belongs to another container. It never fails:
+// what went wrong is in the result's Error.
+func ReadPostgres(ctx context.Context, d Dialer, vm, user string, port int, started time.Time) *Postgres {
+	cfg, err := pgx.ParseConfig(fmt.Sprintf("host=127.0.0.1 port=%d user=%s dbname=postgres sslmode=disable application_name=pgaf-reconciler", port, user))
+	if err != nil {
+		return &Postgres{Error: fmt.Sprintf("postgres on %s port %d: %v", vm, port, err)}
+	}
+	cfg.DialFunc = func(ctx context.Context, _, addr string) (net.Conn, error) {
+		return safeDial(ctx, d, vm, "tcp", addr)
+	}
+	cfg.LookupFunc = func(_ context.Context, host string) ([]string, error) { return []string{host}, nil }
+	cfg.DefaultQueryExecMode = pgx.QueryExecModeExec // one round trip, no statement cache
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return &Postgres{Error: fmt.Sprintf("postgres on %s port %d: %v", vm, port, err)}
+	}
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+		defer cancel()
+		_ = conn.Close(cctx) // read-only: nothing to lose
+	}()
+	var raw []byte
+	if err := conn.QueryRow(ctx, PostgresQuery).Scan(&raw); err != nil {
+		return &Postgres{Error: fmt.Sprintf("postgres on %s port %d: %v", vm, port, err)}
+	}
+	pg := parsePostgres(raw)
+	if pg.Error == "" && !started.IsZero() && pg.StartTime.Before(started.Add(-startSlack)) {
+		return &Postgres{Error: fmt.Sprintf("postgres on %s port %d started at %s, before its container (%s): it is another container's server",
+			vm, port, pg.StartTime.Format(time.RFC3339), started.Format(time.RFC3339))}
+	}
+	return pg
+}
+
+// parsePostgres reads the JSON PostgresQuery returns.
+func parsePostgres(raw []byte) *Postgres {
+	var r struct {
+		Start   string            `json:"start"`
+		Params  map[string]string `json:"params"`
+		Pending []string          `json:"pending"`
+	}
+	if err := json.Unmarshal(raw, &r); err != nil {
+		return &Postgres{Error: fmt.Sprintf("postgres answer: %v", err)}
+	}
+	pg := &Postgres{Parameters: r.Params, PendingRestart: r.Pending}
+	if len(pg.Parameters) == 0 {
+		pg.Parameters = nil
+	}
+	if len(pg.PendingRestart) == 0 {
+		pg.PendingRestart = nil
+	}
+	if t, err := time.Parse(time.RFC3339Nano, r.Start); err == nil {
+		pg.StartTime = t.UTC()
+	}
+	return pg
 }
 
 // ourLabels keeps the pgaf.* labels (an image's own labels are noise).
@@ -385,52 +519,6 @@ func ourLabels(all map[string]string) map[string]string {
 		return nil
 	}
 	return m
-}
-
-// parsePostgres reads the "|"-prefixed output of one psql call: the JSON
-// of PostgresQuery, then "rc N". Anything else is the error psql printed.
-func parsePostgres(body []byte) *Postgres {
-	var lines []string
-	rc := ""
-	for _, l := range strings.Split(string(body), "\n") {
-		l, ok := strings.CutPrefix(l, "|")
-		if !ok {
-			continue
-		}
-		if r, ok := strings.CutPrefix(l, "rc "); ok {
-			rc = r
-			continue
-		}
-		if l = strings.TrimSpace(l); l != "" {
-			lines = append(lines, l)
-		}
-	}
-	text := strings.Join(lines, " ")
-	if rc != "0" {
-		if text == "" {
-			text = "no output"
-		}
-		return &Postgres{Error: fmt.Sprintf("psql exit status %s: %s", rc, text)}
-	}
-	var raw struct {
-		Start   string            `json:"start"`
-		Params  map[string]string `json:"params"`
-		Pending []string          `json:"pending"`
-	}
-	if err := json.Unmarshal([]byte(text), &raw); err != nil {
-		return &Postgres{Error: fmt.Sprintf("psql output: %v", err)}
-	}
-	pg := &Postgres{Parameters: raw.Params, PendingRestart: raw.Pending}
-	if len(pg.Parameters) == 0 {
-		pg.Parameters = nil
-	}
-	if len(pg.PendingRestart) == 0 {
-		pg.PendingRestart = nil
-	}
-	if t, err := time.Parse(time.RFC3339Nano, raw.Start); err == nil {
-		pg.StartTime = t.UTC()
-	}
-	return pg
 }
 
 // VolumeSizeCommand is the argv that measures a volume on a VM: a

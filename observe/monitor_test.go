@@ -2,6 +2,7 @@ package observe_test
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"slices"
 	"strings"
@@ -257,6 +258,64 @@ func TestObserveMonitorReal(t *testing.T) {
 		}
 	})
 
+	// What the observer reads of a node's own server, through a Dialer
+	// (here: this machine; on a VM, a connection forwarded over SSH to its
+	// 127.0.0.1), on a server pg_autoctl initialised.
+	t.Run("node_server", func(t *testing.T) {
+		cfg, err := pgx.ParseConfig(n2.ConnString(mon))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := connect(t, n2.ConnString(mon))
+		for _, q := range []string{"ALTER SYSTEM SET work_mem = '8MB'", "ALTER SYSTEM SET max_connections = 150", "SELECT pg_reload_conf()"} {
+			if _, err := c.Exec(context.Background(), q); err != nil {
+				t.Fatalf("%s: %v", q, err)
+			}
+		}
+		t.Cleanup(func() {
+			for _, q := range []string{"ALTER SYSTEM RESET work_mem", "ALTER SYSTEM RESET max_connections", "SELECT pg_reload_conf()"} {
+				if _, err := c.Exec(context.Background(), q); err != nil {
+					t.Errorf("%s: %v", q, err)
+				}
+			}
+		})
+		read := func(port int, started time.Time) *observe.Postgres {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			return observe.ReadPostgres(ctx, localDialer{}, "vm1", cfg.User, port, started)
+		}
+		// The reload is asynchronous: poll until the server has read it.
+		var pg *observe.Postgres
+		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+			pg = read(n2.Port, time.Time{})
+			if pg.Error == "" && slices.Contains(pg.PendingRestart, "max_connections") {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("max_connections not pending a restart after 30s: %+v", pg)
+			}
+		}
+		if pg.Parameters["work_mem"] != "8MB" || pg.Parameters["max_connections"] != "150" {
+			t.Errorf("Parameters = %v, want work_mem 8MB and max_connections 150 from postgresql.auto.conf", pg.Parameters)
+		}
+		if slices.Contains(pg.PendingRestart, "work_mem") {
+			t.Errorf("work_mem reloads, but is pending a restart: %v", pg.PendingRestart)
+		}
+		if pg.StartTime.IsZero() || time.Since(pg.StartTime) > 10*time.Minute || pg.StartTime.Location() != time.UTC {
+			t.Errorf("StartTime = %v, want this test's server start in UTC", pg.StartTime)
+		}
+
+		// A server that started before the container did is another's.
+		if got := read(n2.Port, pg.StartTime.Add(time.Hour)); !strings.Contains(got.Error, "another container's server") || got.Parameters != nil {
+			t.Errorf("server older than its container: %+v, want an error and no parameters", got)
+		}
+		// Nothing listening: the error names the VM and the port.
+		closed := pgaftest.FreePort(t)
+		if got := read(closed, time.Time{}); !strings.Contains(got.Error, fmt.Sprintf("vm1 port %d", closed)) {
+			t.Errorf("closed port: %+v, want an error naming vm1 and port %d", got, closed)
+		}
+	})
+
 	t.Run("stopped_secondary_turns_bad", func(t *testing.T) {
 		n1.Stop(t)
 		mon.WaitFor(t, 60*time.Second, "node1 unhealthy", func(ctx context.Context, _ *pgx.Conn) (bool, error) {
@@ -297,4 +356,12 @@ func connect(t *testing.T, connString string) *pgx.Conn {
 		}
 	})
 	return c
+}
+
+// localDialer dials from this machine: the VM is the test itself.
+type localDialer struct{}
+
+func (localDialer) Dial(ctx context.Context, _, network, addr string) (net.Conn, error) {
+	var d net.Dialer
+	return d.DialContext(ctx, network, addr)
 }

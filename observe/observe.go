@@ -26,10 +26,10 @@ func (opts Options) timeout() time.Duration {
 }
 
 // Observe takes one observation of everything the desired state names:
-// every VM over r and every cluster's monitor over SQL, all in parallel,
+// every VM through d and every cluster's monitor over SQL, all in parallel,
 // each bounded by opts.Timeout. Nothing unreachable is an error: it is
 // recorded in the observation.
-func Observe(ctx context.Context, st *desired.State, r Runner, opts Options) *Observation {
+func Observe(ctx context.Context, st *desired.State, d Dialer, opts Options) *Observation {
 	opts.Timeout = opts.timeout()
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -43,7 +43,7 @@ func Observe(ctx context.Context, st *desired.State, r Runner, opts Options) *Ob
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		obs.VMs = ObserveVMs(ctx, r, names, opts.Timeout)
+		obs.VMs = ObserveVMs(ctx, d, names, opts.Timeout)
 	}()
 	obs.Clusters = make([]Cluster, len(st.Clusters))
 	for i := range st.Clusters {

@@ -64,8 +64,8 @@ type Container struct {
 	// child, system identifier mismatch, ...). Filled for node containers.
 	LogEvidence []string `json:"log_evidence,omitempty"`
 	// Postgres is what the PostgreSQL server of a running node container
-	// said through psql, in the same round trip (nil for the monitor, for
-	// a container that is not running, or an observer that did not ask).
+	// answered PostgresQuery (nil for the monitor, for a container that is
+	// not running, or an observer that did not ask).
 	Postgres *Postgres `json:"postgres,omitempty"`
 }
 

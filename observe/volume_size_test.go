@@ -1,6 +1,7 @@
 package observe
 
 import (
+	"context"
 	"errors"
 	"testing"
 
@@ -23,4 +24,22 @@ func TestVolumeSize(t *testing.T) {
 	if _, err := VolumeSize(t.Context(), r, "vm3", "v", "img"); err == nil {
 		t.Error("garbage output accepted")
 	}
+}
+
+// fakeRunner answers each VM with canned output or an error, and records
+// every argv it was given.
+type fakeRunner struct {
+	out   map[string][]byte
+	err   map[string]error
+	calls []fakeCall
+}
+
+type fakeCall struct {
+	VM   string
+	Argv []string
+}
+
+func (f *fakeRunner) Run(_ context.Context, vm string, argv []string) ([]byte, error) {
+	f.calls = append(f.calls, fakeCall{vm, argv})
+	return f.out[vm], f.err[vm]
 }
