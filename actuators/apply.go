@@ -112,7 +112,7 @@ func Apply(ctx context.Context, st *desired.State, x *Executor, out io.Writer, l
 				fmt.Fprintf(out, "Converged after %d step(s).\n", len(o.Steps))
 			}
 			for _, b := range blocked {
-				fmt.Fprintf(out, "blocked %s: %s\n", b.Guard, b.Reason)
+				fmt.Fprintf(out, "%s %s: %s\n", b.Label(), b.Guard, b.Reason)
 			}
 			if len(blocked) > 0 {
 				o.Stopped = "blocked"

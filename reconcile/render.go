@@ -143,7 +143,7 @@ func (p *Result) WriteText(w io.Writer, s Style) error {
 			}
 		}
 		for _, bl := range c.Blocked {
-			fmt.Fprintf(&b, "  %s %s: %s\n", s.paint("35", bl.label()), bl.Guard, bl.Reason)
+			fmt.Fprintf(&b, "  %s %s: %s\n", s.paint("35", bl.Label()), bl.Guard, bl.Reason)
 		}
 	}
 	for _, n := range p.Notes {
@@ -206,7 +206,7 @@ func (p *Result) WriteMarkdown(w io.Writer) error {
 			fmt.Fprintf(&b, "| %d | %s | %s | %s |\n", i+1, mdEscape(a.Describe()), kind, mdEscape(why))
 		}
 		for _, bl := range c.Blocked {
-			fmt.Fprintf(&b, "\n> **%s** (`%s`): %s\n", strings.ToUpper(bl.label()[:1])+bl.label()[1:], bl.Guard, mdEscape(bl.Reason))
+			fmt.Fprintf(&b, "\n> **%s** (`%s`): %s\n", strings.ToUpper(bl.Label()[:1])+bl.Label()[1:], bl.Guard, mdEscape(bl.Reason))
 		}
 	}
 	for _, n := range p.Notes {
@@ -229,10 +229,12 @@ func (p *Result) WriteJSON(w io.Writer) error {
 	return enc.Encode(p)
 }
 
-// label is "later" for a change deferred to a later plan (one disruption
-// at a time), "blocked" for one a guard refuses.
-func (b *Blocked) label() string {
-	if b.Guard == GuardOneAtATime {
+// Label is "later" for a change deferred to a later plan (one disruption
+// at a time, or another change still in flight: time resolves both),
+// "blocked" for one a guard refuses.
+func (b *Blocked) Label() string {
+	switch b.Guard {
+	case GuardOneAtATime, GuardInFlight:
 		return "later"
 	}
 	return "blocked"

@@ -228,7 +228,7 @@ func (r statusReport) writeText(w io.Writer) error {
 			fmt.Fprintf(&b, "orphaned volume %s on %s (node %s, %s): kept; delete it by hand or set removed_node_data: delete\n", o.Volume, o.VM, o.Node, size)
 		}
 		for _, bl := range c.Blocked {
-			fmt.Fprintf(&b, "blocked %s: %s\n", bl.Guard, bl.Reason)
+			fmt.Fprintf(&b, "%s %s: %s\n", bl.Label(), bl.Guard, bl.Reason)
 		}
 		if len(c.Events) > 0 {
 			b.WriteString("\nrecent monitor events:\n")
