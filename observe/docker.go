@@ -124,21 +124,42 @@ func ObserveVMs(ctx context.Context, d Dialer, names []string, timeout time.Dura
 // engine is one VM's Docker engine API, over connections d forwards to
 // DockerSocket, for the length of one observation.
 type engine struct {
-	d  Dialer
-	vm string
-	tr *http.Transport
-	hc *http.Client
+	d     Dialer
+	vm    string
+	tr    *http.Transport
+	hc    *http.Client
+	first chan net.Conn // the connection connect made, for the first request
 }
 
 func newEngine(d Dialer, vm string) *engine {
-	tr := &http.Transport{
+	e := &engine{d: d, vm: vm, first: make(chan net.Conn, 1)}
+	e.tr = &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			return safeDial(ctx, d, vm, "unix", DockerSocket)
+			select {
+			case c := <-e.first:
+				return c, nil
+			default:
+				return safeDial(ctx, d, vm, "unix", DockerSocket)
+			}
 		},
 		DisableCompression:  true,
 		MaxIdleConnsPerHost: 8,
 	}
-	return &engine{d: d, vm: vm, tr: tr, hc: &http.Client{Transport: tr}}
+	e.hc = &http.Client{Transport: e.tr}
+	return e
+}
+
+// connect opens the first connection to the engine itself: an unreachable
+// VM or a refused forwarding is reported as the dialer said it (net/http
+// reports a dial that outlives the request's context as that context's
+// error alone), once, not as each request's failure.
+func (e *engine) connect(ctx context.Context) error {
+	c, err := safeDial(ctx, e.d, e.vm, "unix", DockerSocket)
+	if err != nil {
+		return err
+	}
+	e.first <- c
+	return nil
 }
 
 // safeDial is d.Dial with a panic of d turned into an error: it runs in
@@ -164,7 +185,14 @@ func guard(f func() error) (err error) {
 }
 
 // close closes the connections the observation left open.
-func (e *engine) close() { e.tr.CloseIdleConnections() }
+func (e *engine) close() {
+	select {
+	case c := <-e.first:
+		c.Close()
+	default:
+	}
+	e.tr.CloseIdleConnections()
+}
 
 // errNotFound is what get returns for a 404: an object removed since it
 // was listed.
@@ -275,16 +303,24 @@ func (e *engine) observe(ctx context.Context) ([]Container, []Volume, error) {
 		wg         sync.WaitGroup
 	)
 	wg.Go(func() {
+		verr = guard(func() error { return e.getJSON(ctx, "/volumes", url.Values{"filters": {string(label)}}, &vl) })
+	})
+	// The list goes on the connection connect opens, beside the volumes'.
+	if err := e.connect(ctx); err != nil {
+		wg.Wait()
+		return nil, nil, err
+	}
+	wg.Go(func() {
 		lerr = guard(func() error {
 			return e.getJSON(ctx, "/containers/json", url.Values{"all": {"1"}, "filters": {string(label)}}, &listed)
 		})
 	})
-	wg.Go(func() {
-		verr = guard(func() error { return e.getJSON(ctx, "/volumes", url.Values{"filters": {string(label)}}, &vl) })
-	})
 	wg.Wait()
-	if err := errors.Join(lerr, verr); err != nil {
-		return nil, nil, err
+	if lerr != nil {
+		return nil, nil, lerr
+	}
+	if verr != nil {
+		return nil, nil, verr
 	}
 
 	found := make([]*Container, len(listed))

@@ -288,6 +288,14 @@ func TestObserveVMFailures(t *testing.T) {
 			if len(got.Containers) != 0 || len(got.Volumes) != 0 {
 				t.Errorf("an unreached VM has objects: %+v", got)
 			}
+			if tt.dialErr != nil {
+				if want := "observe vm1: " + tt.dialErr.Error(); got.Error != want {
+					t.Errorf("Error = %q, want the dialer's error once: %q", got.Error, want)
+				}
+				if reqs := f.requested(); len(reqs) != 0 {
+					t.Errorf("requests reached an engine that cannot be dialled: %v", reqs)
+				}
+			}
 		})
 	}
 }
@@ -391,8 +399,9 @@ func TestObserveVMsParallelWithTimeout(t *testing.T) {
 	if got[1].Reached || !strings.Contains(got[1].Error, "no route") {
 		t.Errorf("vm2 = %+v, want unreached with the dial error", got[1])
 	}
-	if got[2].Reached || !strings.Contains(got[2].Error, "deadline exceeded") {
-		t.Errorf("vm3 = %+v, want unreached after its timeout", got[2])
+	// The dialer's own words, not only the context's.
+	if want := "observe vm3: ssh vm3: context deadline exceeded"; got[2].Reached || got[2].Error != want {
+		t.Errorf("vm3 = %+v, want unreached after its timeout, Error %q", got[2], want)
 	}
 }
 
