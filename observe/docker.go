@@ -71,10 +71,9 @@ const startSlack = 2 * time.Second
 // the VM's Docker engine API, and what the PostgreSQL server of each
 // running node container says, through connections d forwards from the
 // VM (nothing is started on the VM: no docker CLI, no docker exec, each of
-// which costs tens of milliseconds of CPU). Two waves of requests: the
-// VM's containers and volumes; then, for every container at once, its
-// inspect, then its log's evidence (node containers) and its server
-// (running node containers).
+// which costs tens of milliseconds of CPU). Requests go in waves, each
+// wave's at once: the VM's containers and volumes; every container's
+// inspect; every node container's log tail and, when it runs, its server.
 //
 // It never fails: a VM that cannot be reached, or whose Docker does not
 // answer, or whose answer cannot be parsed, is returned with Reached false
