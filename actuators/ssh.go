@@ -242,9 +242,7 @@ func (e *SSHExecutor) RunInput(ctx context.Context, vm string, argv []string, st
 			// The connection failed before the command started (the
 			// session could not be opened): it is dead. Drop it and try
 			// once more on a fresh one.
-			e.log.Info("ssh connection lost, reconnecting", "vm", h.Name, "err", err)
-			c.client.Close()
-			h.drop(c)
+			e.lost(h, c, err)
 			continue
 		}
 		return out, err
@@ -263,32 +261,36 @@ func (e *SSHExecutor) Dial(ctx context.Context, vm, network, addr string) (net.C
 	if h == nil {
 		return nil, fmt.Errorf("ssh %s: unknown VM", vm)
 	}
+	failed := func(err error) error {
+		return &ConnError{VM: h.Name, Address: h.addr, Op: "forward", Err: fmt.Errorf("%s %s: %w", network, addr, err)}
+	}
 	for attempt := 0; ; attempt++ {
 		c, err := e.conn(ctx, h)
 		if err != nil {
 			return nil, err
 		}
 		conn, err := c.client.DialContext(ctx, network, addr)
-		if err == nil {
-			return conn, nil
-		}
-		if ctx.Err() != nil {
-			return nil, &ConnError{VM: h.Name, Address: h.addr, Op: "forward", Err: fmt.Errorf("%s %s: %w", network, addr, ctx.Err())}
-		}
 		var oce *ssh.OpenChannelError
-		if errors.As(err, &oce) {
+		switch {
+		case err == nil:
+			return conn, nil
+		case ctx.Err() != nil:
+			return nil, failed(ctx.Err())
+		case errors.As(err, &oce), attempt > 0:
 			// sshd refused this channel (forwarding not allowed, nothing
-			// listening): the connection itself is fine.
-			return nil, &ConnError{VM: h.Name, Address: h.addr, Op: "forward", Err: fmt.Errorf("%s %s: %w", network, addr, err)}
+			// listening: the connection itself is fine), or a fresh
+			// connection failed too.
+			return nil, failed(err)
 		}
-		if attempt == 0 {
-			e.log.Info("ssh connection lost, reconnecting", "vm", h.Name, "err", err)
-			c.client.Close()
-			h.drop(c)
-			continue
-		}
-		return nil, &ConnError{VM: h.Name, Address: h.addr, Op: "forward", Err: fmt.Errorf("%s %s: %w", network, addr, err)}
+		e.lost(h, c, err)
 	}
+}
+
+// lost drops a connection found dead, so that the next use dials again.
+func (e *SSHExecutor) lost(h *sshHost, c *sshConn, err error) {
+	e.log.Info("ssh connection lost, reconnecting", "vm", h.Name, "err", err)
+	c.client.Close()
+	h.drop(c)
 }
 
 // conn returns the VM's live connection, dialling one if needed.

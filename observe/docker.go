@@ -489,9 +489,12 @@ func postgresPort(cmd, env []string) int {
 // started well before it belongs to another container. It never fails:
 // what went wrong is in the result's Error.
 func ReadPostgres(ctx context.Context, d Dialer, vm, user string, port int, started time.Time) *Postgres {
+	failed := func(format string, args ...any) *Postgres {
+		return &Postgres{Error: fmt.Sprintf("postgres on %s port %d: ", vm, port) + fmt.Sprintf(format, args...)}
+	}
 	cfg, err := pgx.ParseConfig(fmt.Sprintf("host=127.0.0.1 port=%d user=%s dbname=postgres sslmode=disable application_name=pgaf-reconciler", port, user))
 	if err != nil {
-		return &Postgres{Error: fmt.Sprintf("postgres on %s port %d: %v", vm, port, err)}
+		return failed("%v", err)
 	}
 	cfg.DialFunc = func(ctx context.Context, _, addr string) (net.Conn, error) {
 		return safeDial(ctx, d, vm, "tcp", addr)
@@ -500,21 +503,17 @@ func ReadPostgres(ctx context.Context, d Dialer, vm, user string, port int, star
 	cfg.DefaultQueryExecMode = pgx.QueryExecModeExec // one round trip, no statement cache
 	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
-		return &Postgres{Error: fmt.Sprintf("postgres on %s port %d: %v", vm, port, err)}
+		return failed("%v", err)
 	}
-	defer func() {
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
-		defer cancel()
-		_ = conn.Close(cctx) // read-only: nothing to lose
-	}()
+	defer closeReadOnly(ctx, conn)
 	var raw []byte
 	if err := conn.QueryRow(ctx, PostgresQuery).Scan(&raw); err != nil {
-		return &Postgres{Error: fmt.Sprintf("postgres on %s port %d: %v", vm, port, err)}
+		return failed("%v", err)
 	}
 	pg := parsePostgres(raw)
 	if pg.Error == "" && !started.IsZero() && pg.StartTime.Before(started.Add(-startSlack)) {
-		return &Postgres{Error: fmt.Sprintf("postgres on %s port %d started at %s, before its container (%s): it is another container's server",
-			vm, port, pg.StartTime.Format(time.RFC3339), started.Format(time.RFC3339))}
+		return failed("started at %s, before its container (%s): it is another container's server",
+			pg.StartTime.Format(time.RFC3339), started.Format(time.RFC3339))
 	}
 	return pg
 }

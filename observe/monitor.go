@@ -41,6 +41,15 @@ func MonitorConnString(host string, port int, sslmode string) string {
 	return u.String()
 }
 
+// closeReadOnly closes a connection that only read, within a second even
+// when ctx is done already: there is nothing to lose, and closing must
+// not hang either.
+func closeReadOnly(ctx context.Context, conn *pgx.Conn) {
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+	defer cancel()
+	_ = conn.Close(cctx)
+}
+
 // ObserveMonitor reads one formation from a pg_auto_failover monitor: the
 // extension version, the formation, the pgautofailover.* settings, every
 // node of the formation (ordered by name) and the newest MonitorEventCount
@@ -73,12 +82,7 @@ func observeMonitor(ctx context.Context, connString, formation string, m *Monito
 	if err != nil {
 		return fmt.Errorf("monitor %s:%d: connect: %w", cfg.Host, cfg.Port, err)
 	}
-	defer func() {
-		// ctx may be done already; closing must not hang either.
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
-		defer cancel()
-		_ = conn.Close(cctx) // read-only: nothing to lose
-	}()
+	defer closeReadOnly(ctx, conn)
 	where := fmt.Sprintf("monitor %s:%d", cfg.Host, cfg.Port)
 
 	tx, err := conn.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
