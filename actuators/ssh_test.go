@@ -19,6 +19,8 @@ import (
 
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/agent"
+
+	"github.com/pgaf-gitops/reconciler/internal/testenv"
 )
 
 func testCtx(t *testing.T, d time.Duration) context.Context {
@@ -106,7 +108,7 @@ func TestSSHReusesOneConnection(t *testing.T) {
 		t.Errorf("20 commands dialled %d times, want 1", d)
 	}
 	// The server's side of the story: one authentication.
-	if n := strings.Count(s.logText(), "Accepted publickey"); n != 1 {
+	if n := strings.Count(s.LogText(), "Accepted publickey"); n != 1 {
 		t.Errorf("sshd accepted %d logins for 20 commands, want 1", n)
 	}
 }
@@ -153,7 +155,7 @@ func TestSSHHostKeyRefused(t *testing.T) {
 			c.KnownHostsFiles = []string{s.KnownHosts("empty_known_hosts")}
 		}, HostKeyUnknown},
 		{"changed_host_key", func(c *SSHConfig, h *Host) {
-			c.KnownHostsFiles = []string{s.KnownHosts("other_known_hosts", randomKey(t))}
+			c.KnownHostsFiles = []string{s.KnownHosts("other_known_hosts", testenv.RandomKey(t))}
 		}, HostKeyChanged},
 		{"changed_host_key_of_another_type", func(c *SSHConfig, h *Host) {
 			// known_hosts has an RSA key; the server offers none: the
@@ -162,10 +164,10 @@ func TestSSHHostKeyRefused(t *testing.T) {
 		}, HostKeyChanged},
 		{"wrong_pin", func(c *SSHConfig, h *Host) {
 			c.KnownHostsFiles = nil
-			h.HostKeyFingerprint = ssh.FingerprintSHA256(randomKey(t))
+			h.HostKeyFingerprint = ssh.FingerprintSHA256(testenv.RandomKey(t))
 		}, HostKeyPinMismatch},
 		{"wrong_pin_wins_over_known_hosts", func(c *SSHConfig, h *Host) {
-			h.HostKeyFingerprint = ssh.FingerprintSHA256(randomKey(t))
+			h.HostKeyFingerprint = ssh.FingerprintSHA256(testenv.RandomKey(t))
 		}, HostKeyPinMismatch},
 	}
 	for _, tt := range tests {
@@ -447,7 +449,7 @@ func TestSSHKeepaliveDropsFrozenConnection(t *testing.T) {
 	}
 	// Freeze the server side of the connection: the socket stays open but
 	// nothing answers, like a partitioned VM.
-	kids := descendants(s.cmd.Process.Pid)
+	kids := s.Connections()
 	if len(kids) == 0 {
 		t.Fatal("no sshd connection process")
 	}
@@ -481,7 +483,7 @@ func TestSSHKeepaliveDropsFrozenConnection(t *testing.T) {
 }
 
 func TestSSHUnreachable(t *testing.T) {
-	port := freePort(t) // nothing listens there
+	port := testenv.FreePort(t) // nothing listens there
 	e, err := NewSSHExecutor(SSHConfig{
 		KeyFiles:        []string{writeKeyFile(t)},
 		KnownHostsFiles: []string{filepath.Join(t.TempDir(), "none")},
@@ -521,7 +523,7 @@ func TestNewSSHExecutorRefusesUnverifiableHosts(t *testing.T) {
 func writeKeyFile(t *testing.T) string {
 	t.Helper()
 	p := filepath.Join(t.TempDir(), "key")
-	writeKey(t, p)
+	testenv.WriteKey(t, p)
 	return p
 }
 
@@ -632,7 +634,7 @@ func TestSSHDial(t *testing.T) {
 
 	// Nothing listens there: sshd refuses the channel, the connection
 	// stays (no second dial) and the error says what was forwarded.
-	_, err = e.Dial(ctx, "vm1", "tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t))))
+	_, err = e.Dial(ctx, "vm1", "tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(testenv.FreePort(t))))
 	var ce *ConnError
 	if !errors.As(err, &ce) || ce.Op != "forward" || ce.VM != "vm1" || !strings.Contains(err.Error(), "127.0.0.1:") {
 		t.Errorf("Dial to a closed port: err = %v, want a forward ConnError naming vm1 and the address", err)

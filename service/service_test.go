@@ -1,7 +1,6 @@
 package service
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -17,14 +16,10 @@ import (
 	"time"
 
 	"github.com/ProtonMail/go-crypto/openpgp"
-	"github.com/ProtonMail/go-crypto/openpgp/armor"
-	"github.com/ProtonMail/go-crypto/openpgp/packet"
-	"github.com/go-git/go-git/v5"
-	"github.com/go-git/go-git/v5/plumbing"
-	"github.com/go-git/go-git/v5/plumbing/object"
 
 	"github.com/pgaf-gitops/reconciler/actuators"
 	"github.com/pgaf-gitops/reconciler/desired"
+	"github.com/pgaf-gitops/reconciler/internal/testenv"
 	"github.com/pgaf-gitops/reconciler/reconcile"
 	"github.com/pgaf-gitops/reconciler/source"
 )
@@ -106,47 +101,15 @@ func (f *fakeEngine) appliedCommits() []string {
 	return append([]string(nil), f.applied...)
 }
 
-// repo is a real git repository in a temp dir, on branch main.
-type repo struct {
-	t   *testing.T
-	dir string
-	r   *git.Repository
-}
+// repo is the shared test repository, committing desired.yaml alone.
+type repo struct{ *testenv.Repo }
 
-func newRepo(t *testing.T) *repo {
-	t.Helper()
-	dir := t.TempDir()
-	r, err := git.PlainInitWithOptions(dir, &git.PlainInitOptions{
-		InitOptions: git.InitOptions{DefaultBranch: plumbing.NewBranchReferenceName("main")},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &repo{t: t, dir: dir, r: r}
-}
+func newRepo(t *testing.T) *repo { return &repo{testenv.NewRepo(t)} }
 
-func (r *repo) commit(content string) string {
-	r.t.Helper()
-	return r.signedCommit(content, nil)
-}
+func (r *repo) commit(content string) string { return r.signedCommit(content, nil) }
 
 func (r *repo) signedCommit(content string, key *openpgp.Entity) string {
-	r.t.Helper()
-	if err := os.WriteFile(filepath.Join(r.dir, "desired.yaml"), []byte(content), 0o644); err != nil {
-		r.t.Fatal(err)
-	}
-	wt, err := r.r.Worktree()
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	if _, err := wt.Add("desired.yaml"); err != nil {
-		r.t.Fatal(err)
-	}
-	h, err := wt.Commit("change", &git.CommitOptions{SignKey: key, Author: &object.Signature{Name: "op", Email: "op@example.org", When: time.Now()}})
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	return h.String()
+	return r.Commit("change", key, map[string]string{"desired.yaml": content})
 }
 
 // harness runs a service on a git repo with a fake engine and real HTTP.
@@ -262,7 +225,7 @@ func applied(commit string) func(Status) bool {
 
 func gitSource(t *testing.T, r *repo, keyring string) *source.Git {
 	t.Helper()
-	g, err := source.NewGit(source.GitConfig{URL: "file://" + r.dir, CacheDir: filepath.Join(t.TempDir(), "cache"), Keyring: keyring})
+	g, err := source.NewGit(source.GitConfig{URL: r.URL(), CacheDir: filepath.Join(t.TempDir(), "cache"), Keyring: keyring})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -406,7 +369,7 @@ func TestGitOutageKeepsEnforcingAndBacksOff(t *testing.T) {
 	eng := &fakeEngine{}
 	h := start(t, gitSource(t, r, ""), eng, func(c *Config) { c.BackoffMin = time.Hour })
 	h.waitFor("first commit applied", applied(c1))
-	if err := os.RemoveAll(r.dir); err != nil {
+	if err := os.RemoveAll(r.Dir); err != nil {
 		t.Fatal(err)
 	}
 	h.svc.Trigger("test")
@@ -423,7 +386,7 @@ func TestGitOutageKeepsEnforcingAndBacksOff(t *testing.T) {
 }
 
 func TestVerificationRefusesAnUnsignedHead(t *testing.T) {
-	key, ring := newSigningKey(t)
+	key, ring := testenv.NewKey(t, "trusted")
 	r := newRepo(t)
 	c1 := r.signedCommit(desiredYAML("img:1"), key)
 	eng := &fakeEngine{}
@@ -641,31 +604,6 @@ func TestDirSourceChangeTriggersARun(t *testing.T) {
 			t.Fatal("no run after the file changed")
 		}
 	}
-}
-
-// newSigningKey makes an OpenPGP key and writes its armored public key.
-func newSigningKey(t *testing.T) (*openpgp.Entity, string) {
-	t.Helper()
-	e, err := openpgp.NewEntity("trusted", "", "trusted@example.org", &packet.Config{Algorithm: packet.PubKeyAlgoEdDSA})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var b bytes.Buffer
-	w, err := armor.Encode(&b, openpgp.PublicKeyType, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := e.Serialize(w); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), "keyring.asc")
-	if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return e, path
 }
 
 func TestEmptyButBlockedPlanIsNotConverged(t *testing.T) {

@@ -64,8 +64,11 @@ type GitConfig struct {
 	// FetchTimeout bounds each fetch (default DefaultFetchTimeout).
 	FetchTimeout time.Duration
 	// Keyring is an armored OpenPGP public keyring file. When set, only a
-	// head commit signed by one of its keys is used.
-	Keyring string
+	// head commit signed by one of its keys is used, and a head that is an
+	// ancestor of the last trusted commit (an older signed state pushed
+	// again) is refused unless AllowRollback is set or Commit pins it.
+	Keyring       string
+	AllowRollback bool
 }
 
 // Git is a desired-state source in a git repository.
@@ -375,6 +378,9 @@ func (g *Git) snapshot(c *object.Commit) (*Snapshot, error) {
 			return nil, err
 		}
 		snap.SignedBy = signer
+		if err := g.refuseRollback(c); err != nil {
+			return nil, err
+		}
 	}
 	files, err := g.files(c)
 	if err != nil {
@@ -387,6 +393,29 @@ func (g *Git) snapshot(c *object.Commit) (*Snapshot, error) {
 		_ = os.WriteFile(filepath.Join(g.cfg.CacheDir, lastTrustedFile), []byte(sha+"\n"), 0o600)
 	}
 	return snap, nil
+}
+
+// refuseRollback returns a *VerificationError when c is a strict ancestor
+// of the last trusted commit: a signature proves who wrote a state, not
+// that it is the newest, and a forced fetch would otherwise take an older
+// signed commit pushed as the head. A commit pinned in the configuration
+// is the operator's choice; AllowRollback turns the check off.
+func (g *Git) refuseRollback(c *object.Commit) error {
+	if g.cfg.AllowRollback || g.cfg.Commit != "" || g.lastTrusted == "" || g.lastTrusted == c.Hash.String() {
+		return nil
+	}
+	last, err := g.repo.CommitObject(plumbing.NewHash(g.lastTrusted))
+	if err != nil {
+		return nil // the last trusted commit is gone from the cache: nothing to compare with
+	}
+	older, err := c.IsAncestor(last)
+	if err != nil {
+		return &FetchError{Source: g.String(), Op: "compare with the last trusted commit", Err: err}
+	}
+	if older {
+		return &VerificationError{Commit: c.Hash.String(), RollbackOf: g.lastTrusted}
+	}
+	return nil
 }
 
 // verify checks c's OpenPGP signature against the keyring, read at every
@@ -404,9 +433,10 @@ func (g *Git) verify(c *object.Commit) (string, error) {
 		return "", &VerificationError{Commit: c.Hash.String(), Err: err}
 	}
 	who := strings.ToUpper(e.PrimaryKey.KeyIdString())
-	for name := range e.Identities {
-		who = name + " " + who
-		break
+	// The key's primary identity (not the first of a map's random order):
+	// the same signer is named the same way on every run.
+	if id := e.PrimaryIdentity(); id != nil {
+		who = id.Name + " " + who
 	}
 	return who, nil
 }

@@ -1,7 +1,6 @@
 package source
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"maps"
@@ -17,89 +16,12 @@ import (
 	"time"
 
 	"github.com/ProtonMail/go-crypto/openpgp"
-	"github.com/ProtonMail/go-crypto/openpgp/armor"
-	"github.com/ProtonMail/go-crypto/openpgp/packet"
 	"github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/object"
+
+	"github.com/pgaf-gitops/reconciler/internal/testenv"
 )
-
-// testRepo is a real git repository (with a work tree) in a temp dir.
-type testRepo struct {
-	t    *testing.T
-	dir  string
-	repo *git.Repository
-}
-
-func newTestRepo(t *testing.T) *testRepo {
-	t.Helper()
-	dir := t.TempDir()
-	r, err := git.PlainInitWithOptions(dir, &git.PlainInitOptions{
-		InitOptions: git.InitOptions{DefaultBranch: plumbing.NewBranchReferenceName("main")},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &testRepo{t: t, dir: dir, repo: r}
-}
-
-func (r *testRepo) url() string { return "file://" + r.dir }
-
-// commit writes files (a nil content removes the file) and commits them,
-// signed by key when it is not nil. It returns the commit SHA.
-func (r *testRepo) commit(msg string, key *openpgp.Entity, files map[string]string) string {
-	r.t.Helper()
-	wt, err := r.repo.Worktree()
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	for name, content := range files {
-		full := filepath.Join(r.dir, name)
-		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
-			r.t.Fatal(err)
-		}
-		if err := os.WriteFile(full, []byte(content), 0o644); err != nil {
-			r.t.Fatal(err)
-		}
-		if _, err := wt.Add(name); err != nil {
-			r.t.Fatal(err)
-		}
-	}
-	h, err := wt.Commit(msg, &git.CommitOptions{
-		Author:            &object.Signature{Name: "Op Erator", Email: "op@example.org", When: time.Now()},
-		SignKey:           key,
-		AllowEmptyCommits: true,
-	})
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	return h.String()
-}
-
-// newKey makes an OpenPGP key and writes its armored public key to a file.
-func newKey(t *testing.T, name string) (*openpgp.Entity, string) {
-	t.Helper()
-	e, err := openpgp.NewEntity(name, "", name+"@example.org", &packet.Config{Algorithm: packet.PubKeyAlgoEdDSA})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var b bytes.Buffer
-	w, err := armor.Encode(&b, openpgp.PublicKeyType, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := e.Serialize(w); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), name+".asc")
-	if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return e, path
-}
 
 func fetch(t *testing.T, g *Git) (*Snapshot, error) {
 	t.Helper()
@@ -130,8 +52,8 @@ func newGit(t *testing.T, cfg GitConfig) *Git {
 }
 
 func TestGitFollowsBranchAndReadsPath(t *testing.T) {
-	r := newTestRepo(t)
-	first := r.commit("first", nil, map[string]string{
+	r := testenv.NewRepo(t)
+	first := r.Commit("first", nil, map[string]string{
 		"clusters/a.yaml":       "a: 1\n",
 		"clusters/b.yml":        "b: 2\n",
 		"clusters/.hidden.yaml": "h: 3\n",
@@ -151,7 +73,7 @@ func TestGitFollowsBranchAndReadsPath(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			g := newGit(t, GitConfig{URL: r.url(), Path: tc.path})
+			g := newGit(t, GitConfig{URL: r.URL(), Path: tc.path})
 			s := mustFetch(t, g)
 			if s.Commit != first || s.Revision != first {
 				t.Errorf("commit %s revision %s, want %s", s.Commit, s.Revision, first)
@@ -162,9 +84,9 @@ func TestGitFollowsBranchAndReadsPath(t *testing.T) {
 		})
 	}
 
-	g := newGit(t, GitConfig{URL: r.url(), Path: "clusters"})
+	g := newGit(t, GitConfig{URL: r.URL(), Path: "clusters"})
 	mustFetch(t, g)
-	second := r.commit("second", nil, map[string]string{"clusters/a.yaml": "a: 10\n"})
+	second := r.Commit("second", nil, map[string]string{"clusters/a.yaml": "a: 10\n"})
 	s := mustFetch(t, g)
 	if s.Commit != second || string(s.Files["clusters/a.yaml"]) != "a: 10\n" {
 		t.Errorf("after a new commit: %s %q, want %s with a: 10", s.Commit, s.Files["clusters/a.yaml"], second)
@@ -175,10 +97,10 @@ func TestGitFollowsBranchAndReadsPath(t *testing.T) {
 }
 
 func TestGitMissingPathIsAPathError(t *testing.T) {
-	r := newTestRepo(t)
-	r.commit("first", nil, map[string]string{"a.yaml": "a: 1\n", "docs/x.md": "x"})
+	r := testenv.NewRepo(t)
+	r.Commit("first", nil, map[string]string{"a.yaml": "a: 1\n", "docs/x.md": "x"})
 	for _, p := range []string{"nope", "docs"} {
-		g := newGit(t, GitConfig{URL: r.url(), Path: p})
+		g := newGit(t, GitConfig{URL: r.URL(), Path: p})
 		_, err := fetch(t, g)
 		var pe *PathError
 		if !errors.As(err, &pe) {
@@ -188,17 +110,17 @@ func TestGitMissingPathIsAPathError(t *testing.T) {
 }
 
 func TestGitTagAndPinnedCommit(t *testing.T) {
-	r := newTestRepo(t)
-	c1 := r.commit("one", nil, map[string]string{"d.yaml": "v: 1\n"})
-	if _, err := r.repo.CreateTag("light", plumbing.NewHash(c1), nil); err != nil {
+	r := testenv.NewRepo(t)
+	c1 := r.Commit("one", nil, map[string]string{"d.yaml": "v: 1\n"})
+	if _, err := r.Repo.CreateTag("light", plumbing.NewHash(c1), nil); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := r.repo.CreateTag("annotated", plumbing.NewHash(c1), &git.CreateTagOptions{
+	if _, err := r.Repo.CreateTag("annotated", plumbing.NewHash(c1), &git.CreateTagOptions{
 		Tagger: &object.Signature{Name: "t", Email: "t@example.org", When: time.Now()}, Message: "release",
 	}); err != nil {
 		t.Fatal(err)
 	}
-	c2 := r.commit("two", nil, map[string]string{"d.yaml": "v: 2\n"})
+	c2 := r.Commit("two", nil, map[string]string{"d.yaml": "v: 2\n"})
 	tests := []struct {
 		name string
 		cfg  GitConfig
@@ -211,31 +133,31 @@ func TestGitTagAndPinnedCommit(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			tc.cfg.URL = r.url()
+			tc.cfg.URL = r.URL()
 			g := newGit(t, tc.cfg)
 			if s := mustFetch(t, g); s.Commit != tc.want {
 				t.Errorf("commit %s, want %s", s.Commit, tc.want)
 			}
 		})
 	}
-	if _, err := NewGit(GitConfig{URL: r.url(), Branch: "main", Tag: "x", CacheDir: t.TempDir()}); err == nil {
+	if _, err := NewGit(GitConfig{URL: r.URL(), Branch: "main", Tag: "x", CacheDir: t.TempDir()}); err == nil {
 		t.Error("branch and tag together were accepted")
 	}
-	if _, err := NewGit(GitConfig{URL: r.url(), Commit: "abc", CacheDir: t.TempDir()}); err == nil {
+	if _, err := NewGit(GitConfig{URL: r.URL(), Commit: "abc", CacheDir: t.TempDir()}); err == nil {
 		t.Error("a short commit was accepted")
 	}
 }
 
 func TestGitOutageKeepsTheCachedHeadAcrossRestarts(t *testing.T) {
-	r := newTestRepo(t)
-	c1 := r.commit("one", nil, map[string]string{"d.yaml": "v: 1\n"})
+	r := testenv.NewRepo(t)
+	c1 := r.Commit("one", nil, map[string]string{"d.yaml": "v: 1\n"})
 	cache := filepath.Join(t.TempDir(), "cache")
-	mustFetch(t, newGit(t, GitConfig{URL: r.url(), CacheDir: cache}))
-	if err := os.RemoveAll(r.dir); err != nil {
+	mustFetch(t, newGit(t, GitConfig{URL: r.URL(), CacheDir: cache}))
+	if err := os.RemoveAll(r.Dir); err != nil {
 		t.Fatal(err)
 	}
 	// A new process (a restart) on the same cache, the remote gone.
-	s, err := fetch(t, newGit(t, GitConfig{URL: r.url(), CacheDir: cache}))
+	s, err := fetch(t, newGit(t, GitConfig{URL: r.URL(), CacheDir: cache}))
 	var fe *FetchError
 	if !errors.As(err, &fe) {
 		t.Fatalf("err %v, want *FetchError", err)
@@ -244,7 +166,7 @@ func TestGitOutageKeepsTheCachedHeadAcrossRestarts(t *testing.T) {
 		t.Fatalf("snapshot %+v, want the cached %s", s, c1)
 	}
 	// Without a cache there is nothing to fall back on.
-	s, err = fetch(t, newGit(t, GitConfig{URL: r.url()}))
+	s, err = fetch(t, newGit(t, GitConfig{URL: r.URL()}))
 	if !errors.As(err, &fe) || s != nil {
 		t.Errorf("empty cache: %v %v, want *FetchError and no snapshot", s, err)
 	}
@@ -292,11 +214,11 @@ func gitHTTPBackend(t *testing.T, root, token string) *httptest.Server {
 }
 
 func TestGitHTTPSTokenFromFileOrEnv(t *testing.T) {
-	r := newTestRepo(t)
-	c1 := r.commit("one", nil, map[string]string{"d.yaml": "v: 1\n"})
-	srv := gitHTTPBackend(t, filepath.Dir(r.dir), "s3cret")
+	r := testenv.NewRepo(t)
+	c1 := r.Commit("one", nil, map[string]string{"d.yaml": "v: 1\n"})
+	srv := gitHTTPBackend(t, filepath.Dir(r.Dir), "s3cret")
 	defer srv.Close()
-	url := srv.URL + "/" + filepath.Base(r.dir) + "/.git"
+	url := srv.URL + "/" + filepath.Base(r.Dir) + "/.git"
 	tokenFile := filepath.Join(t.TempDir(), "token")
 	if err := os.WriteFile(tokenFile, []byte("s3cret\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -337,12 +259,12 @@ func TestGitHTTPSTokenFromFileOrEnv(t *testing.T) {
 }
 
 func TestGitVerification(t *testing.T) {
-	trusted, ring := newKey(t, "trusted")
-	stranger, _ := newKey(t, "stranger")
-	r := newTestRepo(t)
-	good := r.commit("signed", trusted, map[string]string{"d.yaml": "v: 1\n"})
+	trusted, ring := testenv.NewKey(t, "trusted")
+	stranger, _ := testenv.NewKey(t, "stranger")
+	r := testenv.NewRepo(t)
+	good := r.Commit("signed", trusted, map[string]string{"d.yaml": "v: 1\n"})
 	cache := filepath.Join(t.TempDir(), "cache")
-	g := newGit(t, GitConfig{URL: r.url(), CacheDir: cache, Keyring: ring})
+	g := newGit(t, GitConfig{URL: r.URL(), CacheDir: cache, Keyring: ring})
 	s := mustFetch(t, g)
 	if s.Commit != good || !strings.Contains(s.SignedBy, "trusted") {
 		t.Fatalf("signed head: %s signed by %q", s.Commit, s.SignedBy)
@@ -358,7 +280,7 @@ func TestGitVerification(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			bad := r.commit(tc.name, tc.key, map[string]string{"d.yaml": "v: bad\n"})
+			bad := r.Commit(tc.name, tc.key, map[string]string{"d.yaml": "v: bad\n"})
 			s, err := fetch(t, g)
 			var ve *VerificationError
 			if !errors.As(err, &ve) {
@@ -371,14 +293,43 @@ func TestGitVerification(t *testing.T) {
 				t.Errorf("fallback %+v, want the last trusted %s", s, good)
 			}
 			// After a restart the last trusted commit is still known.
-			s, _ = fetch(t, newGit(t, GitConfig{URL: r.url(), CacheDir: cache, Keyring: ring}))
+			s, _ = fetch(t, newGit(t, GitConfig{URL: r.URL(), CacheDir: cache, Keyring: ring}))
 			if s == nil || s.Commit != good {
 				t.Errorf("after restart: fallback %+v, want %s", s, good)
 			}
 		})
 	}
-	next := r.commit("signed again", trusted, map[string]string{"d.yaml": "v: 2\n"})
+	next := r.Commit("signed again", trusted, map[string]string{"d.yaml": "v: 2\n"})
 	if s := mustFetch(t, g); s.Commit != next {
 		t.Errorf("next signed commit: %s, want %s", s.Commit, next)
+	}
+
+	// An older signed commit pushed back as the head (a forced push) is a
+	// rollback: refused, before and after a restart, and next stays in
+	// force, unless the configuration allows it.
+	r.SetHead(good)
+	for _, gg := range []*Git{g, newGit(t, GitConfig{URL: r.URL(), CacheDir: cache, Keyring: ring})} {
+		s, err := fetch(t, gg)
+		var ve *VerificationError
+		if !errors.As(err, &ve) || ve.Commit != good || ve.RollbackOf != next || !strings.Contains(err.Error(), "rollback") {
+			t.Errorf("rollback to %s: err %v, want a *VerificationError naming %s as the last trusted", good, err, next)
+		}
+		if s == nil || s.Commit != next {
+			t.Errorf("rollback: fallback %+v, want the last trusted %s", s, next)
+		}
+	}
+	allowed := newGit(t, GitConfig{URL: r.URL(), CacheDir: filepath.Join(t.TempDir(), "c2"), Keyring: ring, AllowRollback: true})
+	mustFetch(t, allowed) // good, the head
+	r.SetHead(next)
+	mustFetch(t, allowed)
+	r.SetHead(good)
+	if s, err := fetch(t, allowed); err != nil || s.Commit != good {
+		t.Errorf("allow_rollback: %+v, %v; want %s", s, err, good)
+	}
+	// A new signed commit on top of the older one is not a rollback: the
+	// way to go back is a new commit.
+	revert := r.Commit("back to v1", trusted, map[string]string{"d.yaml": "v: 1\n"})
+	if s, err := fetch(t, g); err != nil || s.Commit != revert {
+		t.Errorf("a new commit after the rollback was refused: %+v, %v", s, err)
 	}
 }

@@ -61,9 +61,15 @@ type VerificationError struct {
 	// Unsigned is true when the commit carries no signature at all.
 	Unsigned bool
 	Err      error // what OpenPGP said, for a signed but untrusted commit
+	// RollbackOf is set when Commit is signed but is an ancestor of this
+	// last trusted commit: an older state pushed as the new head.
+	RollbackOf string
 }
 
 func (e *VerificationError) Error() string {
+	if e.RollbackOf != "" {
+		return fmt.Sprintf("commit %s is an ancestor of %s, the last trusted commit: a rollback to an older signed state is refused (source.git.allow_rollback: true allows it)", short(e.Commit), short(e.RollbackOf))
+	}
 	if e.Unsigned {
 		return fmt.Sprintf("commit %s is not signed; verification requires a signature by a trusted key", short(e.Commit))
 	}

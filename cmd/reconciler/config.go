@@ -55,6 +55,8 @@ type gitConfig struct {
 	FetchTimeout  duration `yaml:"fetch_timeout"`
 	// VerifyKeyring turns commit verification on.
 	VerifyKeyring string `yaml:"verify_keyring"`
+	// AllowRollback accepts a signed head older than the last trusted one.
+	AllowRollback bool `yaml:"allow_rollback"`
 }
 
 type runConfig struct {

@@ -160,7 +160,7 @@ func newSource(cfg config) (source.Source, error) {
 			URL: g.URL, Branch: g.Branch, Tag: g.Tag, Commit: g.Commit, Path: g.Path,
 			CacheDir: g.CacheDir, SSHKeyFile: g.SSHKey, SSHKnownHosts: g.SSHKnownHosts,
 			TokenFile: g.TokenFile, TokenEnv: g.TokenEnv, Username: g.Username,
-			FetchTimeout: g.FetchTimeout.Duration, Keyring: g.VerifyKeyring,
+			FetchTimeout: g.FetchTimeout.Duration, Keyring: g.VerifyKeyring, AllowRollback: g.AllowRollback,
 		})
 	}
 	if cfg.Desired == "" {
