@@ -25,6 +25,7 @@ const (
 	OpStart        = "start"
 	OpStop         = "stop"
 	OpRemove       = "rm"
+	OpPull         = "pull"
 	// OpExec is counted as a mutation because what runs inside may change
 	// state (pg_autoctl commands, ALTER SYSTEM).
 	OpExec = "exec"
@@ -234,6 +235,11 @@ func (d *Docker) EnsureContainer(ctx context.Context, spec reconcile.ContainerSp
 //     restarting or paused, started if created or exited;
 //   - another hash (or dead): stopped with StopTimeout's grace, removed, run.
 //
+// Before anything is stopped or run, the spec's image must be on the VM
+// (docker image inspect) or be pulled there: a tag that does not exist or
+// cannot be pulled fails the step with the container still running as it
+// was, never a node left without one mid-upgrade.
+//
 // Only the hash label decides a replacement, never a comparison of
 // docker inspect output. A converged container costs one read and no
 // mutation.
@@ -264,6 +270,9 @@ func (d *Docker) EnsureContainerResult(ctx context.Context, spec reconcile.Conta
 			return "", &DockerError{VM: vm, Op: OpRun, Object: name, Err: fmt.Errorf("volume %s does not exist (ensure it first)", spec.Volume)}
 		}
 	}
+	if err := d.ensureImage(ctx, vm, name, spec.Image); err != nil {
+		return "", err
+	}
 	result := Created
 	if ok {
 		result = Replaced
@@ -275,6 +284,28 @@ func (d *Docker) EnsureContainerResult(ctx context.Context, spec reconcile.Conta
 		return "", err
 	}
 	return result, nil
+}
+
+// ensureImage makes image present on vm: left alone when docker image
+// inspect finds it, pulled otherwise. The error names the image and says
+// that nothing was stopped.
+func (d *Docker) ensureImage(ctx context.Context, vm, container, image string) error {
+	if _, err := d.r.Run(ctx, vm, []string{"docker", "image", "inspect", "--format", "{{.Id}}", image}); err == nil {
+		return nil
+	} else if !isNoSuchImage(err) {
+		return &DockerError{VM: vm, Op: "image-inspect", Object: image, Err: err}
+	}
+	if _, err := d.mutate(ctx, vm, OpPull, image, []string{"docker", "pull", "--quiet", image}); err != nil {
+		return &DockerError{VM: vm, Op: OpPull, Object: image, Err: fmt.Errorf("image %s is not on %s and cannot be pulled; %s was left as it was: %w", image, vm, container, errors.Unwrap(err))}
+	}
+	return nil
+}
+
+// isNoSuchImage reports whether err is docker image inspect's answer for an
+// image the engine does not hold (exit status 1, "No such image").
+func isNoSuchImage(err error) bool {
+	var ce *CommandError
+	return errors.As(err, &ce) && ce.ExitStatus == 1 && strings.Contains(strings.ToLower(ce.Stderr), "no such image")
 }
 
 func (d *Docker) stopAndRemove(ctx context.Context, vm string, info ContainerInfo) error {

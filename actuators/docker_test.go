@@ -100,6 +100,7 @@ func TestEnsureContainer(t *testing.T) {
 	spec := testSpec()
 	hash := spec.Hash()
 	volumeThere := answer{prefix: "docker volume ls", out: "main-node1-data\n"}
+	noSuchImage := answer{prefix: "docker image inspect", err: &CommandError{VM: "vm1", ExitStatus: 1, Stderr: "Error response from daemon: no such image: pgaf/postgres:15-2.0: No such image: pgaf/postgres:15-2.0"}}
 	tests := []struct {
 		name      string
 		answers   []answer
@@ -108,7 +109,7 @@ func TestEnsureContainer(t *testing.T) {
 		wantErr   string
 	}{
 		{"absent_is_created", []answer{{prefix: "docker ps"}, volumeThere},
-			Created, []string{"ps", "volume ls", "run"}, ""},
+			Created, []string{"ps", "volume ls", "image", "run"}, ""},
 		{"absent_without_volume_is_refused", []answer{{prefix: "docker ps"}, {prefix: "docker volume ls"}},
 			"", []string{"ps", "volume ls"}, "volume main-node1-data does not exist"},
 		{"same_hash_running_is_left_alone", []answer{{prefix: "docker ps", out: psLine("main-node1", "running", hash)}},
@@ -120,19 +121,29 @@ func TestEnsureContainer(t *testing.T) {
 		{"same_hash_created_is_started", []answer{{prefix: "docker ps", out: psLine("main-node1", "created", hash)}},
 			Started, []string{"ps", "start"}, ""},
 		{"other_hash_running_is_replaced", []answer{{prefix: "docker ps", out: psLine("main-node1", "running", "0000")}, volumeThere},
-			Replaced, []string{"ps", "volume ls", "stop", "rm", "run"}, ""},
+			Replaced, []string{"ps", "volume ls", "image", "stop", "rm", "run"}, ""},
 		{"other_hash_exited_is_replaced_without_stop", []answer{{prefix: "docker ps", out: psLine("main-node1", "exited", "0000")}, volumeThere},
-			Replaced, []string{"ps", "volume ls", "rm", "run"}, ""},
+			Replaced, []string{"ps", "volume ls", "image", "rm", "run"}, ""},
 		{"missing_hash_label_is_replaced", []answer{{prefix: "docker ps", out: psLine("main-node1", "running", "")}, volumeThere},
-			Replaced, []string{"ps", "volume ls", "stop", "rm", "run"}, ""},
+			Replaced, []string{"ps", "volume ls", "image", "stop", "rm", "run"}, ""},
 		{"dead_is_replaced", []answer{{prefix: "docker ps", out: psLine("main-node1", "dead", hash)}, volumeThere},
-			Replaced, []string{"ps", "volume ls", "rm", "run"}, ""},
+			Replaced, []string{"ps", "volume ls", "image", "rm", "run"}, ""},
 		{"regex_lookalike_is_not_ours", []answer{{prefix: "docker ps", out: psLine("main-node1x", "running", hash)}, volumeThere},
-			Created, []string{"ps", "volume ls", "run"}, ""},
+			Created, []string{"ps", "volume ls", "image", "run"}, ""},
 		{"ps_failure", []answer{{prefix: "docker ps", err: errors.New("Cannot connect to the Docker daemon")}},
 			"", []string{"ps"}, "docker vm1: ps main-node1: Cannot connect"},
 		{"run_failure", []answer{{prefix: "docker ps"}, volumeThere, {prefix: "docker run", err: &CommandError{VM: "vm1", ExitStatus: 125, Stderr: "no such image"}}},
-			"", []string{"ps", "volume ls", "run"}, "docker vm1: run main-node1: ssh vm1"},
+			"", []string{"ps", "volume ls", "image", "run"}, "docker vm1: run main-node1: ssh vm1"},
+		// The image is pulled when the VM lacks it, before anything stops.
+		{"missing_image_is_pulled_first", []answer{{prefix: "docker ps", out: psLine("main-node1", "running", "0000")}, volumeThere, noSuchImage},
+			Replaced, []string{"ps", "volume ls", "image", "pull", "stop", "rm", "run"}, ""},
+		// A tag that cannot be pulled stops nothing.
+		{"unpullable_image_stops_nothing", []answer{{prefix: "docker ps", out: psLine("main-node1", "running", "0000")}, volumeThere, noSuchImage,
+			{prefix: "docker pull", err: &CommandError{VM: "vm1", ExitStatus: 1, Stderr: "manifest for pgaf/postgres:15-2.0 not found"}}},
+			"", []string{"ps", "volume ls", "image", "pull"}, "image pgaf/postgres:15-2.0 is not on vm1 and cannot be pulled; main-node1 was left as it was"},
+		{"image_inspect_failure_stops_nothing", []answer{{prefix: "docker ps", out: psLine("main-node1", "running", "0000")}, volumeThere,
+			{prefix: "docker image inspect", err: &CommandError{VM: "vm1", ExitStatus: 255, Stderr: "connection reset"}}},
+			"", []string{"ps", "volume ls", "image"}, "image-inspect pgaf/postgres:15-2.0"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -158,7 +169,7 @@ func TestEnsureContainer(t *testing.T) {
 			// Every mutating call was counted and reported, reads were not.
 			mut := 0
 			for _, v := range r.verbs() {
-				if v == "run" || v == "start" || v == "stop" || v == "rm" {
+				if v == "run" || v == "start" || v == "stop" || v == "rm" || v == "pull" {
 					mut++
 				}
 			}
@@ -183,6 +194,7 @@ func TestEnsureContainerExactCommands(t *testing.T) {
 	want := [][]string{
 		{"docker", "ps", "-a", "--no-trunc", "--filter", "name=^/main-node1$", "--format", "{{.Names}}\t{{.ID}}\t{{.State}}\t{{.Label \"pgaf.spec-hash\"}}"},
 		{"docker", "volume", "ls", "-q", "--filter", "name=^main-node1-data$"},
+		{"docker", "image", "inspect", "--format", "{{.Id}}", "pgaf/postgres:15-2.0"},
 		{"docker", "stop", "--time", "90", "main-node1"},
 		{"docker", "rm", "main-node1"},
 		RunArgs(spec),
