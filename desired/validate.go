@@ -43,8 +43,16 @@ var imageRE = regexp.MustCompile(`^` +
 // custom "prefix.name".
 var gucNameRE = regexp.MustCompile(`^[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)?$`)
 
+// PgAutoFailoverVersion is the pg_auto_failover release the tables and
+// timing constants of this file were read from and measured against, the
+// one the image installs (image/postgres): monitorGUCs, managedParameters,
+// keeperSettings and the keeper's partition timing (KeeperFirstCheckMS and
+// the rest). A new pg_auto_failover release means reading them again.
+const PgAutoFailoverVersion = "2.0"
+
 // monitorGUC is one pgautofailover.* setting of the monitor, with the range
-// the monitor accepts (src/monitor/pg_auto_failover.c, pg_auto_failover 2.0).
+// the monitor accepts (src/monitor/pg_auto_failover.c of
+// PgAutoFailoverVersion).
 type monitorGUC struct {
 	isBool  bool
 	min     int64
@@ -69,7 +77,7 @@ var monitorGUCs = map[string]monitorGUC{
 }
 
 // managedParameters are PostgreSQL parameters that pg_autoctl sets itself
-// (src/bin/pg_autoctl/primary_standby.c and pgctl.c, pg_auto_failover 2.0)
+// (src/bin/pg_autoctl/primary_standby.c and pgctl.c, PgAutoFailoverVersion)
 // or that this reconciler derives from other fields. Setting them with
 // ALTER SYSTEM would override pg_autoctl and break replication or failover.
 var managedParameters = map[string]string{
@@ -310,7 +318,7 @@ func (l *loader) validateCluster(i int, clusters map[string]int, pl *placements)
 
 // keeperSettings are the pg_autoctl.cfg settings of a keeper that
 // keeper_settings may set: the timeouts (src/bin/pg_autoctl/keeper_config.c,
-// pg_auto_failover 2.0), each an integer number of seconds (or retries).
+// PgAutoFailoverVersion), each an integer number of seconds (or retries).
 // pg_autoctl reloads them without a restart (keeper_config_accept_new).
 var keeperSettings = map[string]struct{ min, max int64 }{
 	"timeout.network_partition_timeout":              {1, 3600},
@@ -357,17 +365,53 @@ const DefaultNodeConsideredUnhealthyTimeout = 20000
 // every node (primary_standby.c), in milliseconds.
 const DefaultWalSenderTimeout = 30000
 
+// DefaultWalReceiverStatusInterval is PostgreSQL's default
+// wal_receiver_status_interval, in milliseconds.
+const DefaultWalReceiverStatusInterval = 10000
+
+// How pg_autoctl 2.0's keeper behaves on a primary cut off from the monitor
+// and its standbys by a partition that drops packets (README, "Failover
+// timing"; measured with e2e/bench/partition.sh). Its loop first times out
+// connecting to the monitor (a notification connection, retried once, and
+// node_active's own: about 1.1 s each behind a dropped SYN) before it runs
+// its network partition check; it then checks once a loop.
+const (
+	// KeeperFirstCheckMS bounds the time from the cut to the keeper's first
+	// partition check: about 5 s on a quiet machine, 7.5 s seen on a
+	// loaded one.
+	KeeperFirstCheckMS = 8000
+	// KeeperCheckPeriodMS bounds the time between two partition checks
+	// while the monitor does not answer (4.5 to 5 s seen).
+	KeeperCheckPeriodMS = 6000
+	// PostgresStopMS bounds the time from the keeper's decision to demote
+	// to PostgreSQL no longer taking writes (a fast shutdown).
+	PostgresStopMS = 3000
+	// MonitorReportSlackMS: the monitor counts unhealthy from the node's
+	// last report, which the keeper sends about every second.
+	MonitorReportSlackMS = 1000
+)
+
 // checkDemoteTimeout refuses failover timing that could promote a standby
-// while a partitioned primary still accepts writes. A primary cut off from
-// the monitor and its standbys demotes itself once it has had neither for
-// network_partition_timeout; but it counts a standby as present while
-// pg_stat_replication lists it, which lasts until wal_sender_timeout drops
-// the dead connection. So it demotes at the latest wal_sender_timeout +
-// network_partition_timeout after the cut (seen on the lab: with 3 s + 4 s
-// timeouts the old primary still ran, not in recovery, 15 s after the cut,
-// as pg_autoctl's wal_sender_timeout is 30 s). The monitor promotes no
-// sooner than node_considered_unhealthy_timeout + primary_demote_timeout
-// after the cut. The first must not exceed the second.
+// while a partitioned primary still accepts writes. pg_autoctl 2.0's keeper
+// demotes a primary cut off from the monitor and its standbys only once
+// its network partition check has seen a standby in pg_stat_replication at
+// least once (its state's last_secondary_contact is 0 until then, and 0
+// means "never partitioned"), and then only network_partition_timeout after
+// the last check that saw one. A dead standby connection stays in
+// pg_stat_replication until wal_sender_timeout after the standby's last
+// reply, and the standby replies at least every wal_receiver_status_interval
+// (or when the primary asks, at half wal_sender_timeout). So:
+//
+//   - the standby must still be listed at the keeper's first check, which
+//     comes up to KeeperFirstCheckMS after the cut: wal_sender_timeout -
+//     min(wal_receiver_status_interval, wal_sender_timeout/2) must cover it.
+//     Otherwise the primary never demotes itself (seen on the lab: "Network
+//     is healthy" for a whole 60 s partition);
+//   - it demotes at the latest wal_sender_timeout, network_partition_timeout
+//     and KeeperCheckPeriodMS after the cut, and stops taking writes
+//     PostgresStopMS later; the monitor promotes a standby no sooner than
+//     node_considered_unhealthy_timeout - MonitorReportSlackMS +
+//     primary_demote_timeout after it. The first must not exceed the second.
 func (l *loader) checkDemoteTimeout(c *Cluster, p string) {
 	type part struct {
 		ms   int64
@@ -384,36 +428,60 @@ func (l *loader) checkDemoteTimeout(c *Cluster, p string) {
 		}
 		return part{ms: n * unit, path: path + "/" + key}, true
 	}
+	param := func(name string, def int64) (part, bool) {
+		v, ok := c.PostgreSQLParameters[name]
+		if !ok {
+			return part{ms: def}, true
+		}
+		ms, good := pgDurationMS(v)
+		if !good {
+			return part{}, false // reported by checkParameters, or not a duration we read
+		}
+		return part{ms: ms, path: p + "/postgresql_parameters/" + name}, true
+	}
 	unhealthy, ok1 := get(c.MonitorSettings, "node_considered_unhealthy_timeout", p+"/monitor_settings", DefaultNodeConsideredUnhealthyTimeout, 1)
 	demote, ok2 := get(c.MonitorSettings, "primary_demote_timeout", p+"/monitor_settings", DefaultPrimaryDemoteTimeout, 1)
 	partition, ok3 := get(c.KeeperSettings, "timeout.network_partition_timeout", p+"/keeper_settings", DefaultNetworkPartitionTimeout, 1000)
-	sender := part{ms: DefaultWalSenderTimeout}
-	if v, ok := c.PostgreSQLParameters["wal_sender_timeout"]; ok {
-		ms, good := pgDurationMS(v)
-		if !good {
-			return // reported by checkParameters, or not a duration we read
-		}
-		sender = part{ms: ms, path: p + "/postgresql_parameters/wal_sender_timeout"}
-	}
-	if !ok1 || !ok2 || !ok3 {
+	sender, ok4 := param("wal_sender_timeout", DefaultWalSenderTimeout)
+	status, ok5 := param("wal_receiver_status_interval", DefaultWalReceiverStatusInterval)
+	if !ok1 || !ok2 || !ok3 || !ok4 || !ok5 {
 		return
 	}
-	if unhealthy.ms+demote.ms >= sender.ms+partition.ms {
+	first := func(xs ...part) string {
+		for _, x := range xs {
+			if x.path != "" {
+				return x.path
+			}
+		}
+		return ""
+	}
+	reply := min(status.ms, sender.ms/2)
+	if status.ms == 0 { // 0 disables the standby's own status messages
+		reply = sender.ms / 2
+	}
+	if listed := sender.ms - reply; listed < KeeperFirstCheckMS {
+		if at := first(sender, status); at != "" {
+			l.errorf(l.posOf(at), "wal_sender_timeout - min(wal_receiver_status_interval, wal_sender_timeout/2) (%d ms) must be at least %d ms: "+
+				"a partitioned primary's keeper demotes it only if its first network partition check, which comes up to %d ms after the cut, "+
+				"still finds a standby connected; a dead standby connection may be dropped %d ms after the cut, and the primary would then "+
+				"never demote itself (raise wal_sender_timeout, or lower wal_receiver_status_interval on the standbys)",
+				listed, KeeperFirstCheckMS, KeeperFirstCheckMS, listed)
+		}
 		return
 	}
-	at := ""
-	for _, x := range []part{demote, partition, sender, unhealthy} {
-		if x.path != "" {
-			at = x.path
-			break
-		}
+	demotedBy := sender.ms + partition.ms + KeeperCheckPeriodMS + PostgresStopMS
+	promotedAfter := unhealthy.ms - MonitorReportSlackMS + demote.ms
+	if promotedAfter >= demotedBy {
+		return
 	}
+	at := first(demote, unhealthy, partition, sender)
 	if at == "" {
 		return
 	}
-	l.errorf(l.posOf(at), "node_considered_unhealthy_timeout + primary_demote_timeout (%d ms) must be at least wal_sender_timeout + the keepers' "+
-		"timeout.network_partition_timeout (%d ms): otherwise a standby may be promoted while a partitioned primary still accepts writes "+
-		"(it counts a standby as present until wal_sender_timeout drops it)", unhealthy.ms+demote.ms, sender.ms+partition.ms)
+	l.errorf(l.posOf(at), "node_considered_unhealthy_timeout + primary_demote_timeout - %d ms (%d ms) must be at least wal_sender_timeout + the keepers' "+
+		"timeout.network_partition_timeout + %d ms (%d ms): otherwise a standby may be promoted while a partitioned primary still accepts writes "+
+		"(it counts a standby as present until wal_sender_timeout drops it, then waits network_partition_timeout, checks every %d ms and stops in %d ms)",
+		MonitorReportSlackMS, promotedAfter, KeeperCheckPeriodMS+PostgresStopMS, demotedBy, KeeperCheckPeriodMS, PostgresStopMS)
 }
 
 // pgDurationMS reads a PostgreSQL time value in milliseconds: a bare

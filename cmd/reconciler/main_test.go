@@ -75,12 +75,22 @@ func TestUsageErrors(t *testing.T) {
 
 func TestDSN(t *testing.T) {
 	code, out, errOut := runCLI(t, "dsn", "--desired", "../../examples/cluster.yaml")
-	want := "postgresql://postgres@10.0.0.11:5432,10.0.0.12:5432,10.0.0.13:5433/postgres?target_session_attrs=read-write\n"
+	want := "postgresql://postgres@10.0.0.11:5432,10.0.0.12:5432,10.0.0.13:5433/postgres?connect_timeout=2&target_session_attrs=read-write&tcp_user_timeout=5000\n"
 	if code != 0 || out != want {
 		t.Fatalf("exit %d, out %q, want %q, stderr %s", code, out, want, errOut)
 	}
-	_, out, _ = runCLI(t, "dsn", "--desired", "../../examples/cluster.yaml", "--target-session-attrs", "any")
-	if !strings.HasSuffix(out, "target_session_attrs=any\n") {
-		t.Fatalf("any variant: %q", out)
+	_, out, _ = runCLI(t, "dsn", "--desired", "../../examples/cluster.yaml", "--target-session-attrs", "any", "--connect-timeout", "10s", "--tcp-user-timeout", "1500ms")
+	if !strings.HasSuffix(out, "?connect_timeout=10&target_session_attrs=any&tcp_user_timeout=1500\n") {
+		t.Fatalf("options: %q", out)
+	}
+	_, out, _ = runCLI(t, "dsn", "--desired", "../../examples/cluster.yaml", "--connect-timeout", "0", "--tcp-user-timeout", "0")
+	if !strings.HasSuffix(out, "/postgres?target_session_attrs=read-write\n") {
+		t.Fatalf("timeouts left out: %q", out)
+	}
+	for _, bad := range [][]string{{"--connect-timeout", "1s"}, {"--connect-timeout", "2500ms"}, {"--tcp-user-timeout", "-1s"}} {
+		code, _, errOut := runCLI(t, append([]string{"dsn", "--desired", "../../examples/cluster.yaml"}, bad...)...)
+		if code != 1 || !strings.Contains(errOut, "usage") {
+			t.Errorf("%v: exit %d, stderr %q", bad, code, errOut)
+		}
 	}
 }
