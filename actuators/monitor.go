@@ -213,7 +213,8 @@ var maintenanceGoals = []string{"prepare_maintenance", "wait_maintenance", "main
 //
 // On a primary, pg_auto_failover first fails over to a secondary: only
 // call it on the primary after the switchover the committed change asked
-// for (DESIGN.md, "The rule that must never break").
+// for: failover decisions stay with pg_auto_failover, and the reconciler
+// never makes one by putting a primary in maintenance.
 func (m *Monitor) StartMaintenance(ctx context.Context, nodeID int64) error {
 	target := "node id " + strconv.FormatInt(nodeID, 10)
 	return m.with(ctx, m.connString, "start-maintenance", target, func(c *pgx.Conn) error {

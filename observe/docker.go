@@ -56,12 +56,15 @@ const pgUser = "postgres"
 // object with the postmaster's start time, the entries of
 // postgresql.auto.conf (the last of each name, applied or not: a
 // parameter that needs a restart is written but "could not be applied"),
-// and the parameters pending a restart.
+// the parameters pending a restart, and the parameters that take effect
+// only at a restart (pg_settings.context = 'postmaster': the server's own
+// list, whatever its major version).
 const PostgresQuery = `SELECT json_build_object(` +
 	`'start', pg_postmaster_start_time(), ` +
 	`'params', coalesce((SELECT json_object_agg(name, setting) FROM (SELECT DISTINCT ON (name) name, setting FROM pg_file_settings ` +
 	`WHERE sourcefile LIKE '%/postgresql.auto.conf' ORDER BY name, seqno DESC) s), '{}'), ` +
-	`'pending', coalesce((SELECT json_agg(name ORDER BY name) FROM pg_settings WHERE pending_restart), '[]'))`
+	`'pending', coalesce((SELECT json_agg(name ORDER BY name) FROM pg_settings WHERE pending_restart), '[]'), ` +
+	`'postmaster', coalesce((SELECT json_agg(name ORDER BY name) FROM pg_settings WHERE context = 'postmaster'), '[]'))`
 
 // startSlack is how much earlier than its container a node's postmaster
 // may seem to have started (clock steps) and still be taken as its own.
@@ -524,11 +527,15 @@ func parsePostgres(raw []byte) *Postgres {
 		Start   string            `json:"start"`
 		Params  map[string]string `json:"params"`
 		Pending []string          `json:"pending"`
+		Restart []string          `json:"postmaster"`
 	}
 	if err := json.Unmarshal(raw, &r); err != nil {
 		return &Postgres{Error: fmt.Sprintf("postgres answer: %v", err)}
 	}
-	pg := &Postgres{Parameters: r.Params, PendingRestart: r.Pending}
+	pg := &Postgres{Parameters: r.Params, PendingRestart: r.Pending, RestartOnly: r.Restart}
+	if len(pg.RestartOnly) == 0 {
+		pg.RestartOnly = nil
+	}
 	if len(pg.Parameters) == 0 {
 		pg.Parameters = nil
 	}

@@ -487,8 +487,8 @@ func TestParsePostgres(t *testing.T) {
 		body string
 		want *Postgres
 	}{
-		{"pending_restart", `{"start" : "2026-11-26T02:00:22.746392+00:00", "params" : { "synchronous_standby_names" : "", "work_mem" : "8MB", "max_connections" : "150" }, "pending" : ["max_connections"]}`,
-			&Postgres{StartTime: start, Parameters: map[string]string{"synchronous_standby_names": "", "work_mem": "8MB", "max_connections": "150"}, PendingRestart: []string{"max_connections"}}},
+		{"pending_restart", `{"start" : "2026-11-26T02:00:22.746392+00:00", "params" : { "synchronous_standby_names" : "", "work_mem" : "8MB", "max_connections" : "150" }, "pending" : ["max_connections"], "postmaster" : ["max_connections", "shared_buffers"]}`,
+			&Postgres{StartTime: start, Parameters: map[string]string{"synchronous_standby_names": "", "work_mem": "8MB", "max_connections": "150"}, PendingRestart: []string{"max_connections"}, RestartOnly: []string{"max_connections", "shared_buffers"}}},
 		{"nothing_set", `{"start" : "2026-11-26T02:00:22.746392+00:00", "params" : {}, "pending" : []}`, &Postgres{StartTime: start}},
 		{"garbage", `{"start"`, &Postgres{Error: "postgres answer: unexpected end of JSON input"}},
 	}

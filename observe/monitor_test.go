@@ -301,6 +301,11 @@ func TestObserveMonitorReal(t *testing.T) {
 		if slices.Contains(pg.PendingRestart, "work_mem") {
 			t.Errorf("work_mem reloads, but is pending a restart: %v", pg.PendingRestart)
 		}
+		// The server's own list of restart-only parameters.
+		if !slices.Contains(pg.RestartOnly, "max_connections") || !slices.Contains(pg.RestartOnly, "shared_buffers") ||
+			slices.Contains(pg.RestartOnly, "work_mem") || !slices.IsSorted(pg.RestartOnly) {
+			t.Errorf("RestartOnly = %v, want the sorted postmaster-context parameters (max_connections, shared_buffers, not work_mem)", pg.RestartOnly)
+		}
 		if pg.StartTime.IsZero() || time.Since(pg.StartTime) > 10*time.Minute || pg.StartTime.Location() != time.UTC {
 			t.Errorf("StartTime = %v, want this test's server start in UTC", pg.StartTime)
 		}

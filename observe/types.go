@@ -81,6 +81,9 @@ type Postgres struct {
 	// PendingRestart names the parameters whose new value takes effect
 	// only after a restart (pg_settings.pending_restart).
 	PendingRestart []string `json:"pending_restart,omitempty"`
+	// RestartOnly names the parameters that take effect only when the
+	// server restarts (pg_settings.context = 'postmaster'), sorted.
+	RestartOnly []string `json:"restart_only,omitempty"`
 }
 
 // Volume is one volume labelled as ours.

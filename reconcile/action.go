@@ -148,8 +148,11 @@ const (
 
 // Member is one row of the "what exists" summary of a cluster.
 type Member struct {
-	Node      string `json:"node"`
+	Node string `json:"node"`
+	// VM is the member's VM; empty for a node registered at a host that no
+	// declared VM has (Host says where).
 	VM        string `json:"vm"`
+	Host      string `json:"host,omitempty"`
 	Port      int    `json:"port"`
 	Container string `json:"container"` // Docker state, or "absent" / "unknown"
 	Image     string `json:"image,omitempty"`

@@ -214,3 +214,45 @@ func TestStaleReportWaits(t *testing.T) {
 		t.Error("the wait is not satisfied by a fresh report")
 	}
 }
+
+// A parameter PostgreSQL 15 does not have (io_method, context postmaster
+// since PostgreSQL 18) is a restart when the servers say so, and a reload
+// when they do not list it: the plan follows each server's pg_settings,
+// not a list kept by hand for one major version.
+func TestRestartOnlyParametersComeFromTheServers(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		restartOnly []string
+		wantRestart bool
+	}{
+		{"server_lists_it", []string{"io_method", "shared_buffers"}, true},
+		{"server_does_not", []string{"shared_buffers"}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st := refState()
+			obs := converged(st)
+			for vi := range obs.VMs {
+				for ci := range obs.VMs[vi].Containers {
+					if pg := obs.VMs[vi].Containers[ci].Postgres; pg != nil {
+						pg.RestartOnly = tc.restartOnly
+					}
+				}
+			}
+			st.Clusters[0].PostgreSQLParameters = map[string]string{"io_method": "worker"}
+			p := Plan(st, obs)
+			sets := 0
+			for _, a := range p.Actions() {
+				if a.Kind != SetPostgresParameters {
+					continue
+				}
+				sets++
+				if got := len(a.Restart) == 1 && a.Restart[0] == "io_method"; got != tc.wantRestart {
+					t.Errorf("%s: restart %v, want io_method restarting: %v", a.Node, a.Restart, tc.wantRestart)
+				}
+			}
+			if sets != 3 {
+				t.Errorf("%d set_postgresql_parameters, want 3:\n%s", sets, planJSON(t, p))
+			}
+		})
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"testing"
 	"time"
@@ -66,6 +67,19 @@ var goldenCases = map[string]goldenCase{
 		st.Clusters[0].Nodes = append(full[:2:2], desired.Node{Name: "node3", VM: "vm3", Port: 5433, CandidatePriority: 50, ReplicationQuorum: boolp(true)})
 		o := converged(st)
 		st.Clusters[0].Nodes = full[:2]
+		return o
+	}},
+	// node4's VM was removed from the desired state with it (gone for
+	// good): the monitor drops it alone and what vm4 holds is reported.
+	"node_removed_with_its_vm": {obs: func(st *desired.State) *observe.Observation {
+		full, vms := st.Clusters[0].Nodes, st.VMs
+		st.VMs = append(vms[:3:3], desired.VM{Name: "vm4", Address: "10.0.0.14", SSH: desired.SSH{User: "ops", Port: 22}, DockerNetwork: "host"})
+		st.Clusters[0].Nodes = append(full[:3:3], desired.Node{Name: "node4", VM: "vm4", Port: 5432, CandidatePriority: 50, ReplicationQuorum: boolp(true)})
+		o := converged(st)
+		st.Clusters[0].Nodes, st.VMs = full, vms
+		o.VMs = slices.DeleteFunc(o.VMs, func(vm observe.VM) bool { return vm.Name == "vm4" })
+		n := monNode(o, "main", "node4")
+		n.Health, n.PGIsRunning, n.ReportedState, n.AssignedState = observe.HealthBad, false, "secondary", "catchingup"
 		return o
 	}},
 	"primary_removed": {change: func(st *desired.State) {

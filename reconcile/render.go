@@ -122,7 +122,7 @@ func (p *Result) WriteText(w io.Writer, s Style) error {
 			if !m.Desired {
 				extra = "  (not in the desired state)"
 			}
-			fmt.Fprintf(&b, "    %-10s %-16s container %-10s monitor %s%s\n", m.Node, fmt.Sprintf("%s:%d", m.VM, m.Port), m.Container, state, extra)
+			fmt.Fprintf(&b, "    %-10s %-16s container %-10s monitor %s%s\n", m.Node, m.Where(), m.Container, state, extra)
 		}
 		if len(c.Actions) == 0 {
 			b.WriteString("  no changes\n")
@@ -182,7 +182,7 @@ func (p *Result) WriteMarkdown(w io.Writer) error {
 			if state == "" {
 				state = "-"
 			}
-			fmt.Fprintf(&b, "| %s | %s:%d | %s | %s |\n", mdEscape(name), m.VM, m.Port, mdEscape(m.Container), mdEscape(state))
+			fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", mdEscape(name), mdEscape(m.Where()), mdEscape(m.Container), mdEscape(state))
 		}
 		if len(c.Actions) == 0 {
 			b.WriteString("\nNo changes.\n")

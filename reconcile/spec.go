@@ -15,8 +15,7 @@ import (
 	"github.com/pgaf-gitops/reconciler/observe"
 )
 
-// Paths inside every PostgreSQL container (see DESIGN.md, "Running
-// pg_auto_failover in Docker"). The volume is mounted on DataMount, never on
+// Paths inside every PostgreSQL container. The volume is mounted on DataMount, never on
 // PGDATA itself: pg_autoctl deletes and recreates PGDATA when it initialises
 // a standby.
 const (
@@ -257,9 +256,11 @@ func SortedKeys[M ~map[string]V, V any](m M) []string {
 
 // restartParameters are PostgreSQL 15's parameters of context postmaster
 // (select name from pg_settings where context = 'postmaster'): a new value
-// takes effect only after the server restarts. The plan uses this list to
-// say beforehand which changes need a restart; the restart itself is
-// decided by what each server reports (pg_settings.pending_restart).
+// takes effect only after the server restarts. A live observation carries
+// each server's own list (observe.Postgres.RestartOnly), which the plan
+// uses; this one stands in only for an observation without it (a recorded
+// fixture). The restart itself is decided by what each server reports
+// (pg_settings.pending_restart).
 var restartParameters = []string{
 	"archive_mode", "autovacuum_freeze_max_age", "autovacuum_max_workers", "autovacuum_multixact_freeze_max_age",
 	"bonjour", "bonjour_name", "cluster_name", "config_file", "data_directory", "data_sync_retry",
@@ -276,8 +277,13 @@ var restartParameters = []string{
 	"wal_buffers", "wal_decode_buffer_size", "wal_level", "wal_log_hints",
 }
 
-// NeedsRestart reports whether a PostgreSQL 15 parameter takes effect only
-// after a restart.
-func NeedsRestart(name string) bool {
-	return slices.Contains(restartParameters, strings.ToLower(name))
+// needsRestart reports whether parameter name takes effect only after pg
+// restarts: by the server's own list when it reported one, by PostgreSQL
+// 15's otherwise.
+func needsRestart(pg *observe.Postgres, name string) bool {
+	list := restartParameters
+	if pg != nil && len(pg.RestartOnly) > 0 {
+		list = pg.RestartOnly
+	}
+	return slices.Contains(list, strings.ToLower(name))
 }

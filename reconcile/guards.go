@@ -1,0 +1,118 @@
+package reconcile
+
+// The guards of disruptive and destructive actions (README, "Guards on
+// destructive actions").
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/pgaf-gitops/reconciler/observe"
+)
+
+// healthyPrimary returns the healthy, settled primary other than except.
+func (p *planner) healthyPrimary(except string) *observe.Node {
+	for _, n := range p.nodes {
+		if n.Name != except && p.ready(n) && (n.ReportedState == "primary" || n.ReportedState == "single") {
+			return n
+		}
+	}
+	return nil
+}
+
+// guardReplace checks the guards of a disruptive, non-destructive change
+// of a secondary's container.
+func (p *planner) guardReplace(name string) bool {
+	if p.healthyPrimary(name) == nil {
+		if on := p.monitorNode(name); on != nil && (on.ReportedState == "single") {
+			return true // a lone node: nobody else to protect
+		}
+		p.block(name, GuardNoHealthyPrimary, fmt.Sprintf("%s's container must be replaced, but no other node is a healthy primary", name))
+		return false
+	}
+	if other := p.unsettledOther(name); other != "" {
+		p.block(name, GuardInFlight, fmt.Sprintf("%s's container must be replaced, but %s", name, other))
+		return false
+	}
+	return true
+}
+
+// unsettledOther describes another node of the cluster that is not settled
+// and healthy, or returns "".
+func (p *planner) unsettledOther(name string) string {
+	for _, n := range p.nodes {
+		if n.Name == name {
+			continue
+		}
+		if !p.ready(n) {
+			return p.why(n)
+		}
+	}
+	return ""
+}
+
+// guardDestroy checks every guard of a destructive action on a running
+// node (README, "Guards on destructive actions"), blocking with the
+// first that fails.
+func (p *planner) guardDestroy(name string, on *observe.Node) bool {
+	if p.oc == nil || !p.oc.Monitor.Reached {
+		p.block(name, GuardMonitorUnobserved, name+" cannot be dropped while the monitor is not observed")
+		return false
+	}
+	if on == nil {
+		return true // not registered: nothing of the cluster depends on it
+	}
+	if isPrimary(on) {
+		p.block(name, GuardTargetPrimary, fmt.Sprintf("%s is %s (assigned %s) on the monitor; it is never dropped", name, on.ReportedState, on.AssignedState))
+		return false
+	}
+	prim := p.healthyPrimary(name)
+	if prim == nil {
+		p.block(name, GuardNoHealthyPrimary, fmt.Sprintf("%s cannot be dropped: no other node is a healthy primary", name))
+		return false
+	}
+	if (on.Timeline > prim.Timeline && !forked(on, prim)) || (on.Timeline == prim.Timeline && lsnGreater(on.LSN, prim.LSN) && !settled(on)) {
+		p.block(name, GuardNewestData, fmt.Sprintf("%s (timeline %d, LSN %s) may hold data the primary %s (timeline %d, LSN %s) lacks", name, on.Timeline, on.LSN, prim.Name, prim.Timeline, prim.LSN))
+		return false
+	}
+	if other := p.unsettledOther(name); other != "" && !strings.HasPrefix(other, prim.Name+" ") {
+		p.block(name, GuardInFlight, fmt.Sprintf("%s cannot be dropped while another change is in flight: %s", name, other))
+		return false
+	}
+	secondaries, nonPrimaries := 0, 0
+	for _, n := range p.nodes {
+		if n.Name == name || n.Name == prim.Name {
+			continue
+		}
+		nonPrimaries++
+		if p.ready(n) && n.ReportedState == "secondary" {
+			secondaries++
+		}
+	}
+	if secondaries == 0 && nonPrimaries > 0 {
+		p.block(name, GuardRedundancy, fmt.Sprintf("dropping %s would leave the primary %s without a healthy secondary", name, prim.Name))
+		return false
+	}
+	return true
+}
+
+// lsnGreater compares two PostgreSQL LSNs written as "X/Y".
+func lsnGreater(a, b string) bool {
+	pa, oka := parseLSN(a)
+	pb, okb := parseLSN(b)
+	return oka && okb && pa > pb
+}
+
+func parseLSN(s string) (uint64, bool) {
+	hi, lo, ok := strings.Cut(s, "/")
+	if !ok {
+		return 0, false
+	}
+	h, err1 := strconv.ParseUint(hi, 16, 32)
+	l, err2 := strconv.ParseUint(lo, 16, 32)
+	if err1 != nil || err2 != nil {
+		return 0, false
+	}
+	return h<<32 | l, true
+}

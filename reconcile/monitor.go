@@ -1,0 +1,84 @@
+package reconcile
+
+// Planning of the monitor: its container and its failover settings.
+
+import (
+	"fmt"
+	"strings"
+)
+
+func (p *planner) planMonitor() bool {
+	vmName := p.c.Monitor.VM
+	spec := MonitorSpec(p.st, p.c)
+	if !p.vmReached(vmName) {
+		if !p.monitorUp {
+			p.block("monitor", GuardVMUnobserved, p.vmWhy(vmName)+"; nothing is planned for this cluster until the monitor is observed")
+			return false
+		}
+		return true // the monitor answers; its container cannot be checked
+	}
+	ct, vol := p.container(vmName, "monitor")
+	wait := func(reason string) {
+		p.add(Action{Kind: Wait, Node: "monitor", VM: vmName, Trigger: "bring-up", Reason: reason,
+			Until: &Condition{Node: "monitor", Timeout: Duration(MonitorReadyTimeout)}})
+		p.monitorUp = true
+	}
+	switch {
+	case ct == nil:
+		block, ev := p.monitorLost(vol)
+		if block != "" {
+			p.block("monitor", GuardMonitorLost, block)
+			return false
+		}
+		trigger := map[bool]string{false: "bring-up", true: "monitor-recreate"}[ev != nil]
+		p.add(Action{Kind: CreateMonitor, Node: "monitor", VM: vmName, Trigger: trigger, Spec: &spec, Volume: spec.Volume, Evidence: ev,
+			Reason: fmt.Sprintf("the monitor has no container on %s", vmName)})
+		wait("the monitor must answer before nodes can register")
+	case ct.SpecHash != spec.Hash():
+		if p.add(Action{Kind: ReplaceContainer, Node: "monitor", VM: vmName, Trigger: "drift", Spec: &spec, Disruptive: true,
+			Reason:   fmt.Sprintf("the monitor's container spec changed (hash %s, desired %s); nodes keep serving while it restarts", ct.SpecHash, spec.Hash()),
+			Evidence: []string{fmt.Sprintf("container %s image %s spec-hash %s", ct.Name, ct.Image, ct.SpecHash)}}) {
+			wait("the monitor must answer again after its container was replaced")
+		}
+	case ct.State != "running" && ct.State != "restarting":
+		p.add(Action{Kind: StartContainer, Node: "monitor", VM: vmName, Trigger: "drift", Spec: &spec,
+			Reason: fmt.Sprintf("the monitor's container is %s", ct.State)})
+		wait("the monitor must answer after its container started")
+	case !p.monitorUp:
+		why := "no observation of the monitor"
+		if p.oc != nil && p.oc.Monitor.Error != "" {
+			why = p.oc.Monitor.Error
+		}
+		wait("the monitor's container runs but the monitor does not answer yet: " + why)
+	}
+	if !p.monitorUp {
+		p.block("monitor", GuardMonitorUnobserved, "the monitor does not answer; nothing else is planned for this cluster")
+		return false
+	}
+	return true
+}
+
+func (p *planner) planMonitorSettings() {
+	want := p.c.MonitorSettings
+	if len(want) == 0 {
+		return
+	}
+	var have map[string]string
+	if p.oc != nil && p.oc.Monitor.Reached {
+		have = p.oc.Monitor.Settings
+	}
+	set, prev := map[string]string{}, map[string]string{}
+	for _, k := range SortedKeys(want) {
+		if have == nil || have[k] != want[k] {
+			set[k] = want[k]
+			if have != nil {
+				prev[k] = have[k]
+			}
+		}
+	}
+	if len(set) == 0 {
+		return
+	}
+	p.add(Action{Kind: SetMonitorSettings, Node: "monitor", VM: p.c.Monitor.VM, Trigger: "settings", Settings: set, Previous: nilIfEmpty(prev),
+		Reason: "monitor failover timing differs from the desired state (ALTER SYSTEM and reload, no restart): " + strings.Join(SortedKeys(set), ", ")})
+}
