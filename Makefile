@@ -12,7 +12,7 @@ E2E_TIMEOUT ?= 80m
 
 
 .PHONY: demo host-tools build images image lab-up lab-down lab-reset lab-status lab-ssh \
-	lab-power-off lab-power-on lab-disconnect lab-reconnect lab-rekey lab-trust \
+	lab-power-off lab-power-on lab-disconnect lab-reconnect lab-partition lab-heal lab-rekey lab-trust \
 	test test-unit test-e2e baseline
 
 build:
@@ -47,6 +47,12 @@ lab-disconnect:
 
 lab-reconnect:
 	$(LAB) reconnect $(VM)
+
+lab-partition:
+	$(LAB) partition $(VM)
+
+lab-heal:
+	$(LAB) heal $(VM)
 
 lab-rekey:
 	$(LAB) rekey $(VM)

@@ -18,6 +18,11 @@
 #   power-on VM            start the VM, then its containers that dockerd would restart
 #   disconnect VM          cut the VM off the lab network
 #   reconnect VM           put it back, with the same address
+#   partition VM           drop (iptables DROP, no answer) every packet between
+#                          the VM and the other VMs; the machine itself (the
+#                          network's gateway, where tests and applications run)
+#                          still reaches it, as an application on its side would
+#   heal VM                remove that partition
 #   rekey VM               give the VM a new sshd host key (known_hosts is NOT updated)
 #   trust VM               write the VM's current host key into known_hosts
 set -euo pipefail
@@ -72,6 +77,9 @@ cmd_host_tools() {
 	command -v ssh >/dev/null || missing+=(openssh-client)
 	command -v ssh-keygen >/dev/null || missing+=(openssh-client)
 	command -v psql >/dev/null || missing+=(postgresql-client)
+	# partition/heal: iptables in a VM's network namespace, entered with nsenter.
+	command -v iptables >/dev/null || missing+=(iptables)
+	command -v nsenter >/dev/null || missing+=(util-linux)
 	# The unit tests run a real sshd and a real pg_auto_failover monitor on
 	# loopback (actuators, observe, internal/pgaftest).
 	[ -x /usr/sbin/sshd ] || missing+=(openssh-server)
@@ -333,27 +341,35 @@ write_desired() {
 			    auth: trust
 			    ssl: "off"
 			    client_networks: ["$SUBNET"]
-			    # Fast failover for the lab (monitor: milliseconds; keepers:
-			    # seconds). A primary cut off from the monitor and its standbys
-			    # demotes itself after network_partition_timeout, counted from
-			    # when wal_sender_timeout dropped its dead standby connections
-			    # (pg_autoctl sets 30 s); the monitor promotes a standby no
-			    # sooner than node_considered_unhealthy_timeout +
-			    # primary_demote_timeout after the cut. The second must cover
-			    # the first (validate refuses otherwise), or two nodes would take
-			    # writes; the margin here is 5 s, since 2 s was seen to be too little on
-			    # a loaded 2-core machine. Defaults: about 55 s per failover.
+			    # Failover timing: the fastest the lab runs safely (README, "Failover
+			    # timing"; monitor: milliseconds, keepers: seconds). A primary
+			    # partitioned from the monitor and its standbys demotes itself
+			    # only if its keeper's first partition check (up to ~8 s after
+			    # the cut) still finds a standby connection: standbys reply
+			    # every second and a dead connection is dropped 9 s after the
+			    # last reply. It then demotes network_partition_timeout after
+			    # the last check that found one (checks ~5 s apart) and stops;
+			    # the monitor promotes no sooner than unhealthy - 1 s + demote
+			    # after the cut, which validate makes cover all of that (19 s).
+			    # About 22 s of writes per failover; defaults: about 55 s.
 			    monitor_settings:
 			      health_check_period: "1000"
 			      health_check_timeout: "1000"
 			      health_check_max_retries: "1"
 			      health_check_retry_delay: "500"
 			      node_considered_unhealthy_timeout: "3000"
-			      primary_demote_timeout: "8000"
+			      primary_demote_timeout: "17000"
 			    keeper_settings:
-			      timeout.network_partition_timeout: "3"
+			      timeout.network_partition_timeout: "1"
 			    postgresql_parameters:
-			      wal_sender_timeout: "3s"
+			      wal_sender_timeout: "9s"
+			      wal_receiver_status_interval: "1s"
+			      # A rejoining old primary is often re-cloned (pg_autoctl's
+			      # pg_rewind refuses a PGDATA its postgres service has just
+			      # started), and pg_autoctl's pg_basebackup asks for a spread
+			      # checkpoint: up to checkpoint_timeout x 0.9 of waiting, 4.5
+			      # minutes at the default 5min. The lab's data is small.
+			      checkpoint_timeout: "1min"
 		EOF
 	} >"$f.tmp"
 	mv "$f.tmp" "$f"
@@ -495,6 +511,65 @@ cmd_reconnect() {
 	log "$vm reconnected"
 }
 
+# The partition's rules live in their own chain in the VM's network
+# namespace (entered from the machine with nsenter: the VM is not privileged),
+# so heal removes exactly what partition added. Packets are dropped, never
+# refused: peers see what a dead switch shows them, timeouts.
+PARTITION_CHAIN=PGAF-PARTITION
+
+vm_netns() {
+	local pid
+	pid=$(docker inspect -f '{{.State.Pid}}' "$(vm_container "$1")" 2>/dev/null) || die "$1 is not running"
+	[ "$pid" -gt 0 ] 2>/dev/null || die "$1 is not running"
+	echo "$pid"
+}
+
+vm_iptables() {
+	local pid=$1
+	shift
+	as_root nsenter -t "$pid" -n iptables -w "$@"
+}
+
+cmd_partition() {
+	local vm=${1:?usage: partition VM} pid gw
+	pid=$(vm_netns "$vm")
+	gw=$(docker network inspect -f '{{range .IPAM.Config}}{{.Gateway}}{{end}}' "$NETWORK")
+	[ -n "$gw" ] || gw=$NET_PREFIX.1
+	vm_iptables "$pid" -N "$PARTITION_CHAIN" 2>/dev/null || vm_iptables "$pid" -F "$PARTITION_CHAIN"
+	vm_iptables "$pid" -A "$PARTITION_CHAIN" -s "$gw" -j RETURN
+	vm_iptables "$pid" -A "$PARTITION_CHAIN" -d "$gw" -j RETURN
+	vm_iptables "$pid" -A "$PARTITION_CHAIN" -s "$SUBNET" -j DROP
+	vm_iptables "$pid" -A "$PARTITION_CHAIN" -d "$SUBNET" -j DROP
+	local chain
+	for chain in INPUT OUTPUT; do
+		vm_iptables "$pid" -C "$chain" -j "$PARTITION_CHAIN" 2>/dev/null ||
+			vm_iptables "$pid" -I "$chain" 1 -j "$PARTITION_CHAIN"
+	done
+	log "$vm partitioned from the other VMs (the machine, $gw, still reaches it)"
+}
+
+cmd_heal() {
+	local vm=${1:?usage: heal VM} pid chain
+	pid=$(vm_netns "$vm")
+	for chain in INPUT OUTPUT; do
+		while vm_iptables "$pid" -C "$chain" -j "$PARTITION_CHAIN" 2>/dev/null; do
+			vm_iptables "$pid" -D "$chain" -j "$PARTITION_CHAIN"
+		done
+	done
+	if vm_iptables "$pid" -L "$PARTITION_CHAIN" -n >/dev/null 2>&1; then
+		vm_iptables "$pid" -F "$PARTITION_CHAIN"
+		vm_iptables "$pid" -X "$PARTITION_CHAIN"
+	fi
+	log "$vm healed"
+}
+
+is_partitioned() {
+	local pid
+	pid=$(docker inspect -f '{{.State.Pid}}' "$(vm_container "$1")" 2>/dev/null) || return 1
+	[ "$pid" -gt 0 ] 2>/dev/null || return 1
+	as_root nsenter -t "$pid" -n iptables -w -C INPUT -j "$PARTITION_CHAIN" 2>/dev/null
+}
+
 cmd_rekey() {
 	local vm=${1:?usage: rekey VM} name
 	name=$(vm_container "$vm")
@@ -515,8 +590,9 @@ cmd_status() {
 	local vm name
 	for vm in "${VMS[@]}"; do
 		name=$(vm_container "$vm")
-		printf '%-4s %-14s %-14s %s\n' "$vm" "$(vm_address "$vm")" "$(container_state "$name")" \
-			"$(is_connected "$name" && echo connected || echo disconnected)"
+		printf '%-4s %-14s %-14s %s%s\n' "$vm" "$(vm_address "$vm")" "$(container_state "$name")" \
+			"$(is_connected "$name" && echo connected || echo disconnected)" \
+			"$(is_partitioned "$vm" && echo ', partitioned')"
 		docker ps -a --filter "label=pgaf.vm=$vm" --format '       {{.Names}}\t{{.Status}}\t{{.Image}}'
 	done
 }
@@ -545,6 +621,8 @@ main() {
 	power-on) cmd_power_on "$@" ;;
 	disconnect) cmd_disconnect "$@" ;;
 	reconnect) cmd_reconnect "$@" ;;
+	partition) cmd_partition "$@" ;;
+	heal) cmd_heal "$@" ;;
 	rekey) cmd_rekey "$@" ;;
 	trust) cmd_trust "$@" ;;
 	*) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2; exit 2 ;;
