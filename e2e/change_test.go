@@ -94,6 +94,34 @@ func countPrefix(steps []string, prefix string) int {
 	return n
 }
 
+// SwitchoverGoal is the longest write gap a planned switchover should cost
+// an application (issue 13), and SwitchoverLimit the gap beyond which the
+// change itself is at fault rather than the switchover, which is
+// pg_auto_failover's, in its own steps. On this lab under pgbench, with
+// every VM on one 2-core machine, pg_auto_failover's switchover alone
+// took 17-38 s of writes: standbys restarted for report_lsn were marked
+// unhealthy by the monitor's 1 s health checks, and prepare_promotion
+// took 5-8 s (idle, the same changes cost 3-4.4 s). The goal is reported,
+// met or missed; the limit fails the test.
+const (
+	SwitchoverGoal  = 3 * time.Second
+	SwitchoverLimit = 60 * time.Second
+)
+
+func switchoverGoal(gap time.Duration) string {
+	if gap < SwitchoverGoal {
+		return fmt.Sprintf("goal under %s met", SwitchoverGoal)
+	}
+	return fmt.Sprintf("goal under %s MISSED", SwitchoverGoal)
+}
+
+func checkSwitchoverGap(t *testing.T, what string, gap time.Duration) {
+	t.Helper()
+	if gap > SwitchoverLimit {
+		t.Errorf("the writer was interrupted for %s during %s (limit %s)", gap.Round(10*time.Millisecond), what, SwitchoverLimit)
+	}
+}
+
 func TestChangeByCommitOnLab(t *testing.T) {
 	l := loadLab(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
@@ -236,8 +264,27 @@ func TestChangeByCommitOnLab(t *testing.T) {
 		}
 	})
 
-	// From here on, an application writes through dsn.
+	// From here on, an application writes through dsn: the
+	// acknowledged-write recorder and, for the rolling changes, pgbench.
 	w := startAppWriter(t, ctx, r)
+	dsn := dsnOf(t, ctx, r)
+	if err := InitLoad(ctx, dsn, 5); err != nil {
+		t.Fatal(err)
+	}
+	// underLoad runs f while pgbench runs through the DSN, and says what
+	// pgbench did.
+	underLoad := func(t *testing.T, f func()) string {
+		t.Helper()
+		load := StartLoad(ctx, dsn, PgbenchClients)
+		defer load.Stop()
+		if err := load.WaitFlowing(ctx, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		f()
+		tps, _ := load.TPS(start, time.Now())
+		return fmt.Sprintf("under pgbench (%d clients, %.0f tps on average during the change; %s)", PgbenchClients, tps, load.Describe())
+	}
 
 	starts := func(t *testing.T) map[string]string {
 		t.Helper()
@@ -303,8 +350,11 @@ func TestChangeByCommitOnLab(t *testing.T) {
 			t.Errorf("plan does not say that max_connections needs a restart, node by node, primary last:\n%s", text)
 		}
 		since := time.Now()
-		out := r.apply(t, ctx)
-		waitStable(t, ctx, l, 3, 2*time.Minute)
+		var out string
+		loadNote := underLoad(t, func() {
+			out = r.apply(t, ctx)
+			waitStable(t, ctx, l, 3, 2*time.Minute)
+		})
 		steps := appliedSteps(out)
 		if n := countPrefix(steps, "switchover"); n != 1 {
 			t.Errorf("%d switchovers, want 1: %v", n, steps)
@@ -334,8 +384,49 @@ func TestChangeByCommitOnLab(t *testing.T) {
 			t.Errorf("max_connections: %v", got)
 		}
 		gap, _ := w.Unavailability(since)
-		results = append(results, fmt.Sprintf("restart-only parameter: %d steps, longest write gap %s", len(steps), gap.Round(10*time.Millisecond)))
+		results = append(results, fmt.Sprintf("restart-only parameter: %d steps, longest write gap %s (%s), %s", len(steps), gap.Round(10*time.Millisecond), switchoverGoal(gap), loadNote))
+		checkSwitchoverGap(t, "the restart roll", gap)
 		secondApply(t)
+	})
+
+	t.Run("unpullable_image_stops_nothing", func(t *testing.T) {
+		// A tag that exists nowhere (the lab reaches no registry): apply
+		// fails on the first replace, naming the image, and every
+		// container still runs as it did, no node in maintenance.
+		const bad = "pgaf/postgres:15-2.0-does-not-exist"
+		before := starts(t)
+		ids := nodeIDs(t, ctx, l)
+		r.edit(t, "image: pgaf/postgres:15-2.0\n", "image: "+bad+"\n")
+		defer r.edit(t, "image: "+bad+"\n", "image: pgaf/postgres:15-2.0\n")
+		out, errOut, code := r.run(t, ctx, "apply")
+		if code == 0 {
+			t.Fatalf("apply with an unpullable image exited 0:\n%s", out)
+		}
+		if !strings.Contains(out+errOut, "image "+bad+" is not on vm3 and cannot be pulled") {
+			t.Errorf("apply does not say the image cannot be pulled:\n%s\n%s", out, tail(errOut, 20))
+		}
+		for _, name := range []string{"monitor", "node1", "node2", "node3"} {
+			img, err := docker(ctx, "inspect", "-f", "{{.State.Status}} {{.Config.Image}}", "main-"+name)
+			if err != nil || img != "running pgaf/postgres:15-2.0" {
+				t.Errorf("main-%s: %q (%v), want running pgaf/postgres:15-2.0", name, img, err)
+			}
+		}
+		nodes, err := monitorNodes(ctx, monitorURI(l))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, n := range nodes {
+			if strings.Contains(n.Reported+n.Assigned, "maintenance") {
+				t.Errorf("%s is %s/%s after the refused roll", n.Name, n.Reported, n.Assigned)
+			}
+		}
+		if after := starts(t); fmt.Sprint(after) != fmt.Sprint(before) {
+			t.Errorf("a postmaster restarted: %v -> %v", before, after)
+		}
+		if got := nodeIDs(t, ctx, l); fmt.Sprint(got) != fmt.Sprint(ids) {
+			t.Errorf("node ids changed: %v -> %v", ids, got)
+		}
+		t.Logf("apply refused the unpullable image (exit %d):\n%s", code, tail(out+errOut, 8))
 	})
 
 	t.Run("rolling_image_upgrade_one_switchover", func(t *testing.T) {
@@ -361,6 +452,11 @@ func TestChangeByCommitOnLab(t *testing.T) {
 			}
 		}
 		planShows(t, want...)
+		load := StartLoad(ctx, dsn, PgbenchClients)
+		defer load.Stop()
+		if err := load.WaitFlowing(ctx, time.Minute); err != nil {
+			t.Fatal(err)
+		}
 		since := time.Now()
 		// apply is killed (-9) once the first node reached maintenance:
 		// the next apply must resume that node's roll, not start another.
@@ -395,6 +491,8 @@ func TestChangeByCommitOnLab(t *testing.T) {
 		out := r.apply(t, ctx)
 		took := time.Since(since)
 		waitStable(t, ctx, l, 3, 2*time.Minute)
+		tps, _ := load.TPS(since, time.Now())
+		load.Stop()
 		resumed := appliedSteps(out)
 		for _, st := range resumed {
 			if strings.HasPrefix(st, "wait ") {
@@ -441,18 +539,10 @@ func TestChangeByCommitOnLab(t *testing.T) {
 			t.Errorf("node ids changed: %v -> %v", ids, got)
 		}
 		gap, back := w.Unavailability(since)
-		goal := "met"
-		if gap >= 5*time.Second {
-			goal = "MISSED"
-		}
-		results = append(results, fmt.Sprintf("rolling image upgrade: %s, %d steps, longest write gap %s (writes resumed %s; goal under 5 s %s)",
-			took.Round(time.Second), len(steps), gap.Round(10*time.Millisecond), back.Format("15:04:05.000"), goal))
+		results = append(results, fmt.Sprintf("rolling image upgrade: %s, %d steps, longest write gap %s (writes resumed %s; %s), under pgbench (%d clients, %.0f tps on average; %s)",
+			took.Round(time.Second), len(steps), gap.Round(10*time.Millisecond), back.Format("15:04:05.000"), switchoverGoal(gap), PgbenchClients, tps, load.Describe()))
 		t.Logf("monitor events around the longest write gap:\n%s", eventsBetween(ctx, l, back.Add(-gap-time.Second), back.Add(time.Second)))
-		// The goal is 5 s; far beyond it, the rollout itself is at fault
-		// (the switchover is pg_auto_failover's, in its own steps).
-		if gap > 15*time.Second {
-			t.Errorf("the writer was interrupted for %s during the rollout", gap.Round(10*time.Millisecond))
-		}
+		checkSwitchoverGap(t, "the rollout", gap)
 		secondApply(t)
 	})
 
@@ -488,7 +578,8 @@ func TestChangeByCommitOnLab(t *testing.T) {
 			t.Error(err)
 		}
 		gap, _ := w.Unavailability(since)
-		results = append(results, fmt.Sprintf("primary %s removed: longest write gap %s", gone.name, gap.Round(10*time.Millisecond)))
+		results = append(results, fmt.Sprintf("primary %s removed: longest write gap %s (%s)", gone.name, gap.Round(10*time.Millisecond), switchoverGoal(gap)))
+		checkSwitchoverGap(t, "the removal of the primary", gap)
 		secondApply(t)
 	})
 

@@ -4,8 +4,8 @@ package e2e
 
 import (
 	"context"
-	"fmt"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -14,12 +14,16 @@ import (
 )
 
 // TestFailoverBench measures, over E2E_FAILOVER_RUNS power cuts of the
-// primary's VM (not CI: e2e/bench/failover.sh runs it), the
-// write-unavailability window seen by a writer through `reconciler dsn`,
-// the time to full redundancy after the VM returns (power-on, then
-// `reconciler apply`), and the re-clone time of a secondary (a rebuild
-// token, apply). E2E_FAILOVER_SETTINGS=tuned keeps the lab's failover
-// settings, default removes them (pg_auto_failover's defaults).
+// primary's VM (not CI: e2e/bench/failover.sh runs it), under a write load
+// (pgbench, PgbenchClients clients, and the acknowledged-write recorder,
+// both through `reconciler dsn` as printed): the write-unavailability
+// window the writer sees, where the seconds went (the monitor's event
+// timestamps: unhealthy, election, demote timer, promotion), the time to
+// full redundancy after the VM returns (power-on, then `reconciler apply`),
+// and once, the re-clone time of a secondary (a rebuild token, apply).
+// E2E_FAILOVER_SETTINGS=tuned keeps the lab's failover settings, default
+// removes them (pg_auto_failover's defaults). Every acknowledged row must
+// be on every node at the end.
 func TestFailoverBench(t *testing.T) {
 	runs, _ := strconv.Atoi(os.Getenv("E2E_FAILOVER_RUNS"))
 	if runs <= 0 {
@@ -40,7 +44,7 @@ func TestFailoverBench(t *testing.T) {
 			t.Fatal(err)
 		}
 		text := string(b)
-		i := strings.Index(text, "    # Fast failover")
+		i := strings.Index(text, "    # Failover timing")
 		if i < 0 {
 			t.Fatal("the lab's desired state has no failover settings block")
 		}
@@ -50,8 +54,18 @@ func TestFailoverBench(t *testing.T) {
 	}
 	r.apply(t, ctx)
 	waitStable(t, ctx, l, 3, 3*time.Minute)
+	dsn := dsnOf(t, ctx, r)
+	if err := InitLoad(ctx, dsn, 10); err != nil {
+		t.Fatal(err)
+	}
+	load := StartLoad(ctx, dsn, PgbenchClients)
+	defer load.Stop()
 	w := startAppWriter(t, ctx, r)
-	var gaps, full, clones []time.Duration
+	if err := load.WaitFlowing(ctx, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	var gaps, full []time.Duration
+	var all []FailoverPhases
 	for i := 1; i <= runs; i++ {
 		prim := waitStable(t, ctx, l, 3, 3*time.Minute)
 		if prim.Name == "node3" { // vm3 also carries the monitor
@@ -65,6 +79,7 @@ func TestFailoverBench(t *testing.T) {
 		}); err != nil {
 			t.Fatal(err)
 		}
+		before, _ := load.TPS(time.Now().Add(-10*time.Second), time.Now())
 		off := time.Now()
 		if err := l.PowerOff(ctx, vmName); err != nil {
 			t.Fatal(err)
@@ -77,45 +92,54 @@ func TestFailoverBench(t *testing.T) {
 		}); err != nil {
 			t.Fatal(err)
 		}
-		gap, _ := w.Unavailability(off)
+		gap, resumed := w.Unavailability(off)
+		events, err := monitorEvents(ctx, monitorURI(l), off.Add(-time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ph := failoverPhases(events, off, prim.Name, resumed)
 		on := time.Now()
 		if err := l.PowerOn(ctx, vmName); err != nil {
 			t.Fatal(err)
 		}
 		r.applyUntil(t, ctx, 5*time.Minute)
-		waitStable(t, ctx, l, 3, 5*time.Minute)
+		np := waitStable(t, ctx, l, 3, 5*time.Minute)
 		fr := time.Since(on)
-		// Re-clone a secondary by commit.
-		prim = waitStable(t, ctx, l, 3, time.Minute)
-		target := "node2"
-		if prim.Name == "node2" {
-			target = "node1"
-		}
-		line := map[string]string{"node1": "{name: node1, vm: vm1, port: 5432", "node2": "{name: node2, vm: vm2, port: 5432"}[target]
-		b, err := os.ReadFile(r.desired)
-		if err != nil {
-			t.Fatal(err)
-		}
-		text := string(b)
-		j := strings.Index(text, line)
-		if j < 0 {
-			t.Fatalf("no %q in the desired state", line)
-		}
-		end := j + strings.Index(text[j:], "}")
-		text = text[:j] + line + fmt.Sprintf(`, rebuild: "bench-%d"`, i) + text[end:]
-		if err := os.WriteFile(r.desired, []byte(text), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		cs := time.Now()
-		r.apply(t, ctx)
-		waitStable(t, ctx, l, 3, 5*time.Minute)
-		clone := time.Since(cs)
-		t.Logf("BENCH %s run %d: primary's %s lost (new primary %s): write unavailability %s; full redundancy %s after power-on; re-clone of %s %s",
-			settings, i, vmName, prim.Name, gap.Round(100*time.Millisecond), fr.Round(100*time.Millisecond), target, clone.Round(100*time.Millisecond))
-		gaps, full, clones = append(gaps, gap), append(full, fr), append(clones, clone)
+		after, _ := load.TPS(time.Now().Add(-10*time.Second), time.Now())
+		t.Logf("BENCH %s run %d: primary %s on %s lost, new primary %s: write unavailability %s (%s); full redundancy %s after power-on; pgbench %.0f tps before, %.0f after",
+			settings, i, prim.Name, vmName, np.Name, gap.Round(100*time.Millisecond), ph, fr.Round(100*time.Millisecond), before, after)
+		gaps, full, all = append(gaps, gap), append(full, fr), append(all, ph)
 	}
-	t.Logf("BENCH %s median over %d runs: write unavailability %s, full redundancy after power-on %s, re-clone %s",
-		settings, runs, median(gaps).Round(100*time.Millisecond), median(full).Round(100*time.Millisecond), median(clones).Round(100*time.Millisecond))
+	// Re-clone a secondary by commit, once.
+	prim := waitStable(t, ctx, l, 3, time.Minute)
+	target := "node2"
+	if prim.Name == "node2" {
+		target = "node1"
+	}
+	line := map[string]string{"node1": "{name: node1, vm: vm1, port: 5432", "node2": "{name: node2, vm: vm2, port: 5432"}[target]
+	r.edit(t, line, line+`, rebuild: "bench"`)
+	cs := time.Now()
+	r.apply(t, ctx)
+	waitStable(t, ctx, l, 3, 5*time.Minute)
+	clone := time.Since(cs)
+	load.Stop()
+	acks := w.Acks()
+	w.Stop()
+	everyAckEverywhere(t, ctx, l, acks)
+	phase := func(f func(FailoverPhases) time.Duration) string {
+		var ds []time.Duration
+		for _, p := range all {
+			ds = append(ds, f(p))
+		}
+		return "+" + median(ds).Round(100*time.Millisecond).String()
+	}
+	t.Logf("BENCH %s over %d runs: write unavailability median %s, worst %s (%s); phases (medians): unhealthy %s, election %s, demote timer %s, promote %s, promoted %s, first write %s; "+
+		"full redundancy after power-on median %s; re-clone of %s %s; %s; writer: %s",
+		settings, runs, median(gaps).Round(100*time.Millisecond), slices.Max(gaps).Round(100*time.Millisecond), durations(gaps),
+		phase(func(p FailoverPhases) time.Duration { return p.Unhealthy }), phase(func(p FailoverPhases) time.Duration { return p.Election }),
+		phase(func(p FailoverPhases) time.Duration { return p.DemoteTimer }), phase(func(p FailoverPhases) time.Duration { return p.Promote }),
+		phase(func(p FailoverPhases) time.Duration { return p.Promoted }), phase(func(p FailoverPhases) time.Duration { return p.FirstWrite }),
+		median(full).Round(100*time.Millisecond), target, clone.Round(100*time.Millisecond), load.Describe(), w.Describe())
 }
 
 func median(ds []time.Duration) time.Duration {

@@ -23,12 +23,8 @@ import (
 	"time"
 
 	"github.com/ProtonMail/go-crypto/openpgp"
-	"github.com/ProtonMail/go-crypto/openpgp/armor"
-	"github.com/ProtonMail/go-crypto/openpgp/packet"
-	"github.com/go-git/go-git/v5"
-	"github.com/go-git/go-git/v5/plumbing"
-	"github.com/go-git/go-git/v5/plumbing/object"
 
+	"github.com/pgaf-gitops/reconciler/internal/testenv"
 	"github.com/pgaf-gitops/reconciler/service"
 )
 
@@ -46,8 +42,7 @@ type gitopsRig struct {
 	lab     *Lab
 	bin     string
 	dir     string
-	repoDir string
-	repo    *git.Repository
+	repo    *testenv.Repo
 	vms     string // the vms: part of the lab's desired state
 	secret  []byte
 	keyring string
@@ -104,32 +99,8 @@ func newGitopsRig(t *testing.T, l *Lab) *gitopsRig {
 	if err := os.WriteFile(filepath.Join(dir, "secret"), append(r.secret, '\n'), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	r.repoDir = filepath.Join(dir, "repo")
-	r.repo, err = git.PlainInitWithOptions(r.repoDir, &git.PlainInitOptions{
-		InitOptions: git.InitOptions{DefaultBranch: plumbing.NewBranchReferenceName("main")},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.key, err = openpgp.NewEntity("gitops e2e", "", "e2e@example.org", &packet.Config{Algorithm: packet.PubKeyAlgoEdDSA})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var ring bytes.Buffer
-	w, err := armor.Encode(&ring, openpgp.PublicKeyType, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := r.key.Serialize(w); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	r.keyring = filepath.Join(dir, "trusted.asc")
-	if err := os.WriteFile(r.keyring, ring.Bytes(), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	r.repo = testenv.NewRepo(t)
+	r.key, r.keyring = testenv.NewKey(t, "gitops-e2e")
 	out := filepath.Join(dir, "reconciler")
 	if b, err := exec.Command("go", "build", "-o", out, "../cmd/reconciler").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, b)
@@ -141,25 +112,11 @@ func newGitopsRig(t *testing.T, l *Lab) *gitopsRig {
 // commit writes desired.yaml and commits it, signed when signed is true.
 func (r *gitopsRig) commit(d gitopsDesired, signed bool, msg string) string {
 	r.t.Helper()
-	if err := os.WriteFile(filepath.Join(r.repoDir, "desired.yaml"), []byte(r.render(d)), 0o644); err != nil {
-		r.t.Fatal(err)
-	}
-	wt, err := r.repo.Worktree()
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	if _, err := wt.Add("desired.yaml"); err != nil {
-		r.t.Fatal(err)
-	}
-	opts := &git.CommitOptions{Author: &object.Signature{Name: "e2e", Email: "e2e@example.org", When: time.Now()}, AllowEmptyCommits: true}
+	var key *openpgp.Entity
 	if signed {
-		opts.SignKey = r.key
+		key = r.key
 	}
-	h, err := wt.Commit(msg, opts)
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	return h.String()
+	return r.repo.Commit(msg, key, map[string]string{"desired.yaml": r.render(d)})
 }
 
 // instanceOpts vary the configuration of one service instance.
@@ -220,7 +177,7 @@ run: {interval: %s, jitter: 0.1, backoff_min: 1s, backoff_max: 10s, wait_retry: 
 http: {listen: "127.0.0.1:%d"}
 webhook: {path: /webhook, secret_file: %s}
 lock: {kind: monitor}
-`, r.lab.SSHKey, r.lab.KnownHosts, r.repoDir, filepath.Join(r.dir, "cache-"+o.name), verify,
+`, r.lab.SSHKey, r.lab.KnownHosts, r.repo.Dir, filepath.Join(r.dir, "cache-"+o.name), verify,
 		o.interval, o.name, port, filepath.Join(r.dir, "secret"))
 	cfgPath := filepath.Join(r.dir, o.name+".yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {

@@ -172,6 +172,14 @@ func (l *Lab) Disconnect(ctx context.Context, vm string) error {
 // Reconnect puts the VM back on the lab network with its own address.
 func (l *Lab) Reconnect(ctx context.Context, vm string) error { return l.vmOp(ctx, "reconnect", vm) }
 
+// Partition drops every packet between the VM and the other VMs (iptables
+// DROP in its network namespace: peers see timeouts, as behind a dead
+// switch); the machine, where tests and applications run, still reaches it.
+func (l *Lab) Partition(ctx context.Context, vm string) error { return l.vmOp(ctx, "partition", vm) }
+
+// Heal removes the VM's partition.
+func (l *Lab) Heal(ctx context.Context, vm string) error { return l.vmOp(ctx, "heal", vm) }
+
 // Rekey gives the VM a new sshd host key and leaves known_hosts alone, so
 // clients with strict host-key checking must refuse it.
 func (l *Lab) Rekey(ctx context.Context, vm string) error { return l.vmOp(ctx, "rekey", vm) }
@@ -213,6 +221,9 @@ func (l *Lab) Restore(ctx context.Context) error {
 			errs = append(errs, err)
 		}
 		if err := l.PowerOn(ctx, vm.Name); err != nil {
+			errs = append(errs, err)
+		}
+		if err := l.Heal(ctx, vm.Name); err != nil {
 			errs = append(errs, err)
 		}
 	}

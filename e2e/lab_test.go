@@ -120,6 +120,21 @@ func TestLabDesiredStateMatchesTopology(t *testing.T) {
 	}
 }
 
+// TestLabImageRunsThePgAutoFailoverValidateWasReadFrom: validate's tables
+// and timing rules hold for one pg_auto_failover release; the reference
+// image must install that one.
+func TestLabImageRunsThePgAutoFailoverValidateWasReadFrom(t *testing.T) {
+	l := loadLab(t)
+	out, err := docker(t.Context(), "run", "--rm", "--entrypoint", "pg_autoctl", l.Image, "version")
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, _, _ := strings.Cut(out, "\n")
+	if want := "pg_autoctl version " + desired.PgAutoFailoverVersion; strings.TrimSpace(first) != want {
+		t.Errorf("%s: %q, want %q (desired.PgAutoFailoverVersion)", l.Image, first, want)
+	}
+}
+
 func TestLabVMsAnswerOverSSHWithStrictHostKeys(t *testing.T) {
 	l := loadLab(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)

@@ -78,9 +78,9 @@ func (w *Writer) loop(ctx context.Context) {
 		case <-tick.C:
 		}
 		if conn == nil {
-			cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-			c, err := pgx.Connect(cctx, w.dsn)
-			cancel()
+			// The connection string's own connect_timeout bounds each host:
+			// the writer adds nothing, so it sees what an application sees.
+			c, err := pgx.Connect(ctx, w.dsn)
 			if err != nil {
 				w.fail(ctx, err)
 				continue
@@ -90,6 +90,9 @@ func (w *Writer) loop(ctx context.Context) {
 		w.mu.Lock()
 		seq := w.next
 		w.mu.Unlock()
+		// The application's own deadline on a statement (pgx applies no
+		// client-side TCP timeout from the string: it hands tcp_user_timeout
+		// to the server), as a Go application would set one.
 		qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		var server string
 		err := conn.QueryRow(qctx, `INSERT INTO `+WriterTable+` (seq, server) VALUES ($1, host(inet_server_addr()) || ':' || inet_server_port()) RETURNING server`, seq).Scan(&server)
@@ -230,8 +233,16 @@ type WriterSample struct {
 	Writers []string // nodes not in recovery
 }
 
-// Sampler asks every node, every interval, whether it is in recovery, and
-// keeps the samples in which more than one node accepted writes.
+// SampleTimeout bounds each probe of the sampler: a connection, or one
+// query on a kept connection. A node that does not answer within it counts
+// as unreachable for that sample.
+const SampleTimeout = 250 * time.Millisecond
+
+// Sampler asks every node, every interval, over a direct connection of its
+// own kept open between samples (connect and query each bounded by
+// SampleTimeout), whether it accepts writes, and keeps the samples in which
+// more than one node did. A node answering "not in recovery and not read
+// only" is a writer: an application reaching it could write there.
 type Sampler struct {
 	nodes  map[string]string // name -> uri
 	cancel context.CancelFunc
@@ -243,7 +254,23 @@ type Sampler struct {
 	ignore  map[string]bool
 	last    map[string]int // each node's previous inRecovery answer
 	events  []string       // state changes and the test's marks, timestamped
+	changes []Change       // the same state changes, as data
 }
+
+// Change is a node's answer changing between two samples: Answer is
+// AnswerWriter, AnswerReadOnly or AnswerUnreachable.
+type Change struct {
+	At     time.Time
+	Node   string
+	Answer int
+}
+
+// The sampler's answers.
+const (
+	AnswerWriter      = 0
+	AnswerReadOnly    = 1
+	AnswerUnreachable = -1
+)
 
 // StartSampler starts sampling the nodes (name -> connection string).
 func StartSampler(ctx context.Context, nodes map[string]string, every time.Duration) *Sampler {
@@ -261,14 +288,67 @@ func (s *Sampler) Ignore(node string, on bool) {
 	s.ignore[node] = on
 }
 
+// probe is one node's kept connection.
+type probe struct {
+	uri  string
+	conn *pgx.Conn
+}
+
+// ask returns 1 in recovery (or read only), 0 accepting writes, -1
+// unreachable; a failed connection is closed and made again next time.
+func (p *probe) ask(ctx context.Context) int {
+	if p.conn == nil {
+		cfg, err := pgx.ParseConfig(p.uri)
+		if err != nil {
+			return -1
+		}
+		cfg.ConnectTimeout = SampleTimeout
+		cctx, cancel := context.WithTimeout(ctx, SampleTimeout)
+		c, err := pgx.ConnectConfig(cctx, cfg)
+		cancel()
+		if err != nil {
+			return -1
+		}
+		p.conn = c
+	}
+	qctx, cancel := context.WithTimeout(ctx, SampleTimeout)
+	defer cancel()
+	var rec bool
+	var ro string
+	if err := p.conn.QueryRow(qctx, `SELECT pg_is_in_recovery(), current_setting('default_transaction_read_only')`).Scan(&rec, &ro); err != nil {
+		p.close()
+		return -1
+	}
+	if rec || ro == "on" {
+		return 1
+	}
+	return 0
+}
+
+func (p *probe) close() {
+	if p.conn != nil {
+		cctx, cancel := context.WithTimeout(context.Background(), SampleTimeout)
+		_ = p.conn.Close(cctx)
+		cancel()
+		p.conn = nil
+	}
+}
+
 func (s *Sampler) loop(ctx context.Context, every time.Duration) {
 	defer close(s.done)
 	tick := time.NewTicker(every)
 	defer tick.Stop()
 	names := make([]string, 0, len(s.nodes))
-	for n := range s.nodes {
+	probes := map[string]*probe{}
+	for n, uri := range s.nodes {
 		names = append(names, n)
+		probes[n] = &probe{uri: uri}
 	}
+	defer func() {
+		for _, p := range probes {
+			p.close()
+		}
+	}()
 	sort.Strings(names)
 	for {
 		select {
@@ -282,7 +362,7 @@ func (s *Sampler) loop(ctx context.Context, every time.Duration) {
 		var wg sync.WaitGroup
 		for _, name := range names {
 			wg.Go(func() {
-				a := inRecovery(ctx, s.nodes[name])
+				a := probes[name].ask(ctx)
 				mu.Lock()
 				answers[name] = a
 				if a == 0 {
@@ -292,12 +372,17 @@ func (s *Sampler) loop(ctx context.Context, every time.Duration) {
 			})
 		}
 		wg.Wait()
+		if ctx.Err() != nil {
+			return
+		}
 		sort.Strings(writers)
 		s.mu.Lock()
 		s.samples++
 		for _, name := range names {
 			if prev, seen := s.last[name]; !seen || prev != answers[name] {
-				s.events = append(s.events, fmt.Sprintf("%s %s %s", time.Now().Format("15:04:05.000"), name, recoveryWord[answers[name]]))
+				now := time.Now()
+				s.events = append(s.events, fmt.Sprintf("%s %s %s", now.Format("15:04:05.000"), name, recoveryWord[answers[name]]))
+				s.changes = append(s.changes, Change{At: now, Node: name, Answer: answers[name]})
 			}
 			s.last[name] = answers[name]
 		}
@@ -325,32 +410,49 @@ func (s *Sampler) Mark(what string) {
 	s.events = append(s.events, time.Now().Format("15:04:05.000")+" -- "+what)
 }
 
+// Changes returns the changes of answers seen at or after since, in order.
+func (s *Sampler) Changes(since time.Time) []Change {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []Change
+	for _, c := range s.changes {
+		if !c.At.Before(since) {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// Handover reads the changes since a fault hit the writer old: promoted is
+// when another node first answered as a writer, stopped when old last
+// stopped answering as one before that (zero when it still did: two
+// writers). promoted - stopped is the margin: how long no node took
+// writes. A zero promoted means no other node became a writer.
+func Handover(changes []Change, old string) (stopped, promoted time.Time, newPrimary string) {
+	writing := true
+	for _, c := range changes {
+		if c.Node == old {
+			writing = c.Answer == AnswerWriter
+			if !writing {
+				stopped = c.At
+			}
+			continue
+		}
+		if c.Answer == AnswerWriter {
+			if writing {
+				stopped = time.Time{}
+			}
+			return stopped, c.At, c.Node
+		}
+	}
+	return stopped, time.Time{}, ""
+}
+
 // Timeline returns every change of a node's answer and every mark, in order.
 func (s *Sampler) Timeline() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return strings.Join(s.events, "\n")
-}
-
-// inRecovery returns 1 in recovery, 0 accepting writes, -1 unreachable.
-func inRecovery(ctx context.Context, uri string) int {
-	cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(cctx, uri)
-	if err != nil {
-		return -1
-	}
-	defer conn.Close(ctx)
-	var rec, readOnly bool
-	var ro string
-	if err := conn.QueryRow(cctx, `SELECT pg_is_in_recovery(), current_setting('default_transaction_read_only')`).Scan(&rec, &ro); err != nil {
-		return -1
-	}
-	readOnly = ro == "on"
-	if rec || readOnly {
-		return 1
-	}
-	return 0
 }
 
 // Counts returns how many samples were taken so far and how many of them

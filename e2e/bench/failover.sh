@@ -1,17 +1,20 @@
 #!/usr/bin/env bash
 # Failover figures on the lab (not CI): RUNS power cuts of the primary's VM
-# with pg_auto_failover's default timing and with the lab's tuned settings
-# (monitor primary_demote_timeout 5 s, keepers' network_partition_timeout
-# 3 s, ...). Per setting: the median write-unavailability window seen by a
-# writer through `reconciler dsn`, the time to full redundancy after the VM
-# returns (power-on + `reconciler apply`), and the re-clone time of a
-# secondary (rebuild token + apply). It runs TestFailoverBench of
-# e2e/failover_bench_test.go; the cluster "main" is removed at the end.
+# with the lab's tuned settings and with pg_auto_failover's defaults, under
+# a write load (pgbench with 16 clients and the acknowledged-write recorder,
+# both through `reconciler dsn` as printed). Per run and per setting (median
+# and worst): the write-unavailability window the writer sees, where the
+# seconds went from the monitor's event timestamps (unhealthy, election,
+# demote timer, promotion, first acknowledged write), the time to full
+# redundancy after the VM returns (power-on + `reconciler apply`); once,
+# the re-clone time of a secondary (rebuild token + apply). It runs
+# TestFailoverBench of e2e/failover_bench_test.go; the cluster "main" is
+# removed at the end.
 #
-# Usage: e2e/bench/failover.sh [RUNS] [SETTINGS...]   (default 3, tuned default)
+# Usage: e2e/bench/failover.sh [RUNS] [SETTINGS...]   (default 10, tuned default)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-RUNS=${1:-3}
+RUNS=${1:-10}
 shift || true
 SETTINGS=("$@")
 [ ${#SETTINGS[@]} -gt 0 ] || SETTINGS=(tuned default)
