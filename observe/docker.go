@@ -269,8 +269,9 @@ type inspectContainer struct {
 	Name         string `json:"Name"`
 	RestartCount int    `json:"RestartCount"`
 	State        struct {
-		Status    string `json:"Status"`
-		StartedAt string `json:"StartedAt"`
+		Status     string `json:"Status"`
+		StartedAt  string `json:"StartedAt"`
+		FinishedAt string `json:"FinishedAt"`
 	} `json:"State"`
 	Config struct {
 		Image  string            `json:"Image"`
@@ -388,6 +389,9 @@ func (e *engine) container(ctx context.Context, id string) (*Container, error) {
 	c.Rebuild = c.Labels[LabelRebuild]
 	if t, err := time.Parse(time.RFC3339Nano, ic.State.StartedAt); err == nil && t.Year() > 1 {
 		c.StartedAt = t.UTC()
+	}
+	if t, err := time.Parse(time.RFC3339Nano, ic.State.FinishedAt); err == nil && t.Year() > 1 && c.State != "running" && c.State != "restarting" {
+		c.FinishedAt = t.UTC()
 	}
 	if c.Role != RoleNode {
 		return c, nil

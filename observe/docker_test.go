@@ -327,6 +327,24 @@ func TestObserveVMTolerates(t *testing.T) {
 				t.Errorf("an unreadable log or a stopped node gave evidence %q and server %+v", c.LogEvidence, c.Postgres)
 			}
 		}},
+		// A stopped container says when it stopped; a running one has no
+		// FinishedAt (Docker keeps the previous stop's there).
+		{"finished_at_of_a_stopped_container", answers{
+			"/containers/json":    ok(`[{"Id":"c1"},{"Id":"c2"}]`),
+			"/volumes":            ok(`{"Volumes":null}`),
+			"/containers/c1/json": ok(`{"Id":"c1","Name":"/c1","State":{"Status":"exited","StartedAt":"2026-12-03T07:00:00.5Z","FinishedAt":"2026-12-03T07:10:00.25Z"},"Config":{"Image":"img","Labels":{"pgaf.role":"monitor"}}}`),
+			"/containers/c2/json": ok(`{"Id":"c2","Name":"/c2","State":{"Status":"running","StartedAt":"2026-12-03T07:11:00Z","FinishedAt":"2026-12-03T07:10:00Z"},"Config":{"Image":"img","Labels":{"pgaf.role":"monitor"}}}`),
+		}, func(t *testing.T, vm VM) {
+			if len(vm.Containers) != 2 {
+				t.Fatalf("got %+v", vm)
+			}
+			if got, want := vm.Containers[0].FinishedAt, time.Date(2026, 12, 3, 7, 10, 0, 250e6, time.UTC); !got.Equal(want) {
+				t.Errorf("FinishedAt of the exited container = %v, want %v", got, want)
+			}
+			if got := vm.Containers[1].FinishedAt; !got.IsZero() {
+				t.Errorf("FinishedAt of a running container = %v, want zero", got)
+			}
+		}},
 		{"sorted_by_name_with_size", answers{
 			"/containers/json":   ok(`[{"Id":"2"},{"Id":"1"}]`),
 			"/containers/1/json": ok(`{"Id":"1","Name":"/a","Config":{}}`),

@@ -53,12 +53,15 @@ type Container struct {
 	Role    string `json:"role"` // RoleMonitor or RoleNode
 	Image   string `json:"image"`
 	// State is Docker's: created, running, restarting, paused, exited, dead.
-	State        string            `json:"state"`
-	RestartCount int               `json:"restart_count"`
-	StartedAt    time.Time         `json:"started_at,omitzero"`
-	SpecHash     string            `json:"spec_hash"`
-	Rebuild      string            `json:"rebuild,omitempty"`
-	Labels       map[string]string `json:"labels,omitempty"`
+	State        string    `json:"state"`
+	RestartCount int       `json:"restart_count"`
+	StartedAt    time.Time `json:"started_at,omitzero"`
+	// FinishedAt is when a container that is not running stopped (zero
+	// for a running one, or one that never ran).
+	FinishedAt time.Time         `json:"finished_at,omitzero"`
+	SpecHash   string            `json:"spec_hash"`
+	Rebuild    string            `json:"rebuild,omitempty"`
+	Labels     map[string]string `json:"labels,omitempty"`
 	// LogEvidence holds recent fatal lines of the container's log that show
 	// a node cannot follow the primary (failed pg_rewind, timeline not a
 	// child, system identifier mismatch, ...). Filled for node containers.

@@ -69,8 +69,10 @@ func (p *planner) divergence(n *desired.Node, ct *observe.Container, on *observe
 	// monitor marks it unhealthy), which would restart the clock and make
 	// the next plan start it again. So for a stopped container only the
 	// evidence that does not fade with time counts, without waiting: a
-	// fork, a restart loop, repeated fatal lines. Being unsettled or behind
-	// does not: an operator's stop makes any node so.
+	// fork, a restart loop, repeated fatal lines, and a timeline that was
+	// behind the primary's for the whole grace period while the container
+	// still ran (behindWhileRunning). Being unsettled, or behind since the
+	// stop, does not: an operator's stop makes any node so.
 	stopped := ct.State != "running" && ct.State != "restarting"
 	if since < grace && !stopped {
 		return nil
@@ -85,12 +87,20 @@ func (p *planner) divergence(n *desired.Node, ct *observe.Container, on *observe
 		ev = append(ev, fmt.Sprintf("reported %s, assigned %s for %s (grace %s)", on.ReportedState, on.AssignedState, since.Round(time.Second), grace))
 		why = true
 	}
+	var behindFrom time.Time
+	if stopped {
+		behindFrom = p.behindSince(ct, on, prim)
+	}
 	switch {
 	case forked(on, prim):
 		ev = append(ev, fmt.Sprintf("timeline %d ahead of the primary %s's %d while %s for %s: its history forked from the primary's", on.Timeline, prim.Name, prim.Timeline, on.ReportedState, since.Round(time.Second)))
 		why = true
 	case on.Timeline < prim.Timeline && now.Sub(prim.StateChangeTime) >= grace && !stopped:
 		ev = append(ev, fmt.Sprintf("timeline %d behind the primary %s's %d, not moved in %s", on.Timeline, prim.Name, prim.Timeline, min(since, now.Sub(prim.StateChangeTime)).Round(time.Second)))
+		why = true
+	case stopped && !behindFrom.IsZero() && ct.FinishedAt.Sub(behindFrom) >= grace:
+		ev = append(ev, fmt.Sprintf("timeline %d behind the primary %s's %d for %s before its container stopped at %s", on.Timeline, prim.Name, prim.Timeline,
+			ct.FinishedAt.Sub(behindFrom).Round(time.Second), ct.FinishedAt.Format(time.RFC3339)))
 		why = true
 	}
 	if loop {
@@ -108,6 +118,37 @@ func (p *planner) divergence(n *desired.Node, ct *observe.Container, on *observe
 		ev = append(ev, "log: "+l)
 	}
 	return ev
+}
+
+// behindSince returns when a stopped node's window of being behind began:
+// the latest of the primary taking its state, the container's start, and
+// the node's own state change and newest monitor event before the stop.
+// When the container stopped at least grace after that, the node's
+// timeline (the last its keeper reported) was behind the primary's for the
+// whole grace period while it still ran: it was diverged before anyone
+// stopped it. So stopping it (the first step of its wipe) does not clear
+// the evidence, and the next plan goes on with the wipe instead of
+// starting it again. A node stopped before a failover, or within the grace
+// period after one or after its last news, does not qualify. Zero when
+// the node is not behind or a time is unknown.
+func (p *planner) behindSince(ct *observe.Container, on, prim *observe.Node) time.Time {
+	if on.Timeline >= prim.Timeline || ct.FinishedAt.IsZero() || ct.StartedAt.IsZero() || prim.StateChangeTime.IsZero() {
+		return time.Time{}
+	}
+	from := prim.StateChangeTime
+	for _, t := range []time.Time{ct.StartedAt, on.StateChangeTime} {
+		if t.After(from) && t.Before(ct.FinishedAt) {
+			from = t
+		}
+	}
+	if p.oc != nil {
+		for _, e := range p.oc.Monitor.Events {
+			if (e.NodeID == on.ID || e.NodeName == on.Name) && e.Time.After(from) && e.Time.Before(ct.FinishedAt) {
+				from = e.Time
+			}
+		}
+	}
+	return from
 }
 
 // droppedLeftover returns evidence when node n holds data on its VM but is

@@ -104,6 +104,39 @@ func TestDivergence(t *testing.T) {
 			n.Timeline = 1
 			containerOfNode(o, "node1").State = "exited"
 		}},
+		{name: "behind_wipe_resumes_after_its_stop", want: "timeline 1 behind the primary node2's 2 for 59m58s before its container stopped", setup: func(o *observe.Observation) {
+			// Seen on the lab: a wipe planned on "behind" evidence stopped
+			// the container, and the next plan started it again. It was
+			// behind for an hour while it ran: the wipe goes on.
+			n := monNode(o, "main", "node1")
+			n.Timeline, n.AssignedState, n.StateChangeTime, n.Health, n.PGIsRunning = 1, "catchingup", o.Time.Add(-time.Second), observe.HealthBad, false
+			ct := containerOfNode(o, "node1")
+			ct.State, ct.FinishedAt = "exited", o.Time.Add(-2*time.Second)
+			monNode(o, "main", "node2").StateChangeTime = o.Time.Add(-time.Hour)
+		}},
+		{name: "stopped_before_the_failover", setup: func(o *observe.Observation) {
+			// An operator stopped node1; node2 was promoted afterwards.
+			monNode(o, "main", "node1").Timeline = 1
+			ct := containerOfNode(o, "node1")
+			ct.State, ct.FinishedAt = "exited", o.Time.Add(-10*time.Minute)
+			monNode(o, "main", "node2").StateChangeTime = o.Time.Add(-5 * time.Minute)
+		}},
+		{name: "stopped_within_grace_of_the_failover", setup: func(o *observe.Observation) {
+			monNode(o, "main", "node1").Timeline = 1
+			ct := containerOfNode(o, "node1")
+			ct.State, ct.FinishedAt = "exited", o.Time.Add(-4*time.Minute)
+			monNode(o, "main", "node2").StateChangeTime = o.Time.Add(-5 * time.Minute)
+		}},
+		{name: "stopped_within_grace_of_its_last_news", setup: func(o *observe.Observation) {
+			// Back from a partition 30 s before it was stopped: it had not
+			// had its grace period to rejoin.
+			n := monNode(o, "main", "node1")
+			n.Timeline = 1
+			ct := containerOfNode(o, "node1")
+			ct.State, ct.FinishedAt = "exited", o.Time.Add(-10*time.Second)
+			o.Clusters[0].Monitor.Events = append(o.Clusters[0].Monitor.Events, observe.Event{ID: 9, Time: o.Time.Add(-40 * time.Second), NodeID: n.ID, NodeName: "node1",
+				Description: `Node node 1 "node1" (10.0.0.11:5432) is marked as healthy by the monitor`})
+		}},
 		{name: "timeline_behind_not_moving", want: "timeline 1 behind the primary node2's 2", setup: func(o *observe.Observation) {
 			monNode(o, "main", "node1").Timeline = 1
 		}},
@@ -475,11 +508,20 @@ func TestGuardPropertiesGenerated(t *testing.T) {
 // monitor's row, which the wipe deletes; the wipe must still reach
 // remove_volume before create_node (an old volume must never come back).
 func TestDivergedWipeOneStepAtATime(t *testing.T) {
+	// A fork ahead of the primary, and a node left behind on an old
+	// timeline: the CI run where the second's wipe stopped the container
+	// and the next plan started it again.
+	for _, timeline := range []int{3, 1} {
+		t.Run(fmt.Sprintf("timeline_%d", timeline), func(t *testing.T) { testDivergedWipeOneStepAtATime(t, timeline) })
+	}
+}
+
+func testDivergedWipeOneStepAtATime(t *testing.T, timeline int) {
 	st := refState()
 	st.Clusters[0].Diverged = desired.DivergedPolicy{Policy: "auto", GracePeriod: desired.Duration{Duration: time.Minute}}
 	o := divergeObs(st)
 	n := monNode(o, "main", "node1")
-	n.Timeline, n.StateChangeTime = 3, o.Time.Add(-2*time.Minute)
+	n.Timeline, n.StateChangeTime = timeline, o.Time.Add(-2*time.Minute)
 	var kinds []string
 	for step := 0; step < 20; step++ {
 		p := Plan(st, o)

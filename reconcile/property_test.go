@@ -143,7 +143,7 @@ func simulate(t *testing.T, st *desired.State, obs *observe.Observation, p *Resu
 			for _, vm := range obs.VMs {
 				for i := range vm.Containers {
 					if vm.Containers[i].Cluster == a.Cluster && vm.Containers[i].Node == a.Node {
-						vm.Containers[i].State = "exited"
+						vm.Containers[i].State, vm.Containers[i].FinishedAt = "exited", obs.Time
 					}
 				}
 			}
