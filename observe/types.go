@@ -1,6 +1,10 @@
 package observe
 
-import "time"
+import (
+	"strconv"
+	"strings"
+	"time"
+)
 
 // SchemaVersion is the version of the JSON encoding of an Observation.
 // It changes only when a field changes meaning or is removed; adding a
@@ -162,4 +166,19 @@ type Event struct {
 	Reported    string    `json:"reported_state"`
 	Assigned    string    `json:"assigned_state"`
 	Description string    `json:"description"`
+}
+
+// ParseLSN reads a PostgreSQL LSN written as "X/Y" (two hexadecimal
+// halves), as the monitor reports it; ok is false for anything else.
+func ParseLSN(s string) (lsn uint64, ok bool) {
+	hi, lo, ok := strings.Cut(s, "/")
+	if !ok {
+		return 0, false
+	}
+	h, err1 := strconv.ParseUint(hi, 16, 32)
+	l, err2 := strconv.ParseUint(lo, 16, 32)
+	if err1 != nil || err2 != nil {
+		return 0, false
+	}
+	return h<<32 | l, true
 }

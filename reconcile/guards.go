@@ -5,7 +5,6 @@ package reconcile
 
 import (
 	"fmt"
-	"strconv"
 	"strings"
 
 	"github.com/pgaf-gitops/reconciler/observe"
@@ -99,20 +98,7 @@ func (p *planner) guardDestroy(name string, on *observe.Node) bool {
 
 // lsnGreater compares two PostgreSQL LSNs written as "X/Y".
 func lsnGreater(a, b string) bool {
-	pa, oka := parseLSN(a)
-	pb, okb := parseLSN(b)
+	pa, oka := observe.ParseLSN(a)
+	pb, okb := observe.ParseLSN(b)
 	return oka && okb && pa > pb
-}
-
-func parseLSN(s string) (uint64, bool) {
-	hi, lo, ok := strings.Cut(s, "/")
-	if !ok {
-		return 0, false
-	}
-	h, err1 := strconv.ParseUint(hi, 16, 32)
-	l, err2 := strconv.ParseUint(lo, 16, 32)
-	if err1 != nil || err2 != nil {
-		return 0, false
-	}
-	return h<<32 | l, true
 }
