@@ -27,6 +27,10 @@ type metrics struct {
 	fetchErrors prometheus.Counter
 	triggers    *prometheus.CounterVec
 	failures    prometheus.Gauge
+	monitorUp   *prometheus.GaugeVec
+	primaries   *prometheus.GaugeVec
+	lagBytes    *prometheus.GaugeVec
+	blocked     *prometheus.GaugeVec
 }
 
 func newMetrics() *metrics {
@@ -93,19 +97,57 @@ func newMetrics() *metrics {
 			Name: "pgaf_reconcile_consecutive_failures",
 			Help: "Transient failures since the last success (the backoff's exponent).",
 		}),
+		monitorUp: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "pgaf_monitor_up",
+			Help: "1 when the cluster's monitor answered the last observation, 0 otherwise.",
+		}, []string{"cluster"}),
+		primaries: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "pgaf_cluster_primaries",
+			Help: "Nodes the monitor shows as writable (reported and assigned single, primary, wait_primary, join_primary or apply_settings); absent while the monitor is not reached.",
+		}, []string{"cluster"}),
+		lagBytes: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "pgaf_node_replication_lag_bytes",
+			Help: "WAL bytes a standby is behind the one primary, from the LSNs the keepers last reported to the monitor; absent unless there is exactly one primary.",
+		}, []string{"cluster", "node"}),
+		blocked: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "pgaf_blocked_changes",
+			Help: "Changes the last plan of each cluster leaves blocked, by the guard that blocks them.",
+		}, []string{"cluster", "guard"}),
 	}
 	m.reg.MustRegister(m.runs, m.duration, m.lastSuccess, m.drift, m.actions, m.nodeState, m.nodeHealthy,
 		m.observedAt, m.revision, m.condition, m.lockHeld, m.webhook, m.fetchErrors, m.triggers, m.failures,
+		m.monitorUp, m.primaries, m.lagBytes, m.blocked,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
 
-// observed records the monitor's view of each node.
+// observed records the monitor's view of each cluster and node.
 func (m *metrics) observed(obs *observe.Observation) {
 	m.observedAt.Set(float64(obs.Time.UnixMilli()) / 1000)
 	m.nodeState.Reset()
 	m.nodeHealthy.Reset()
+	m.monitorUp.Reset()
+	m.primaries.Reset()
+	m.lagBytes.Reset()
 	for _, c := range obs.Clusters {
+		up := 0.0
+		if c.Monitor.Reached {
+			up = 1
+		}
+		m.monitorUp.WithLabelValues(c.Name).Set(up)
+		if !c.Monitor.Reached {
+			continue
+		}
+		var prims []observe.Node
+		for _, n := range c.Monitor.Nodes {
+			if writable[n.ReportedState] && writable[n.AssignedState] {
+				prims = append(prims, n)
+			}
+		}
+		m.primaries.WithLabelValues(c.Name).Set(float64(len(prims)))
+		if len(prims) == 1 {
+			m.lag(c.Name, prims[0], c.Monitor.Nodes)
+		}
 		for _, n := range c.Monitor.Nodes {
 			m.nodeState.WithLabelValues(c.Name, n.Name, n.ReportedState, n.AssignedState).Set(1)
 			h := 0.0
@@ -117,11 +159,38 @@ func (m *metrics) observed(obs *observe.Observation) {
 	}
 }
 
-// planned records the drift of each cluster.
+// writable are the states in which a node's PostgreSQL accepts writes.
+var writable = map[string]bool{
+	"single": true, "primary": true, "wait_primary": true, "join_primary": true, "apply_settings": true,
+}
+
+// lag records how far each other node's LSN is behind the primary's. A
+// node ahead of the primary's last report (reports are seconds apart)
+// counts as 0; a node without a readable LSN is left out.
+func (m *metrics) lag(cluster string, prim observe.Node, nodes []observe.Node) {
+	p, ok := observe.ParseLSN(prim.LSN)
+	if !ok {
+		return
+	}
+	for _, n := range nodes {
+		if n.Name == prim.Name {
+			continue
+		}
+		if l, ok := observe.ParseLSN(n.LSN); ok {
+			m.lagBytes.WithLabelValues(cluster, n.Name).Set(float64(p - min(p, l)))
+		}
+	}
+}
+
+// planned records the drift and the blocked changes of each cluster.
 func (m *metrics) planned(p *reconcile.Result) {
 	m.drift.Reset()
+	m.blocked.Reset()
 	for _, c := range p.Clusters {
 		m.drift.WithLabelValues(c.Name, p.Commit).Set(float64(len(c.Actions)))
+		for _, b := range c.Blocked {
+			m.blocked.WithLabelValues(c.Name, b.Guard).Add(1)
+		}
 	}
 }
 
