@@ -84,6 +84,8 @@ cmd_host_tools() {
 	# loopback (actuators, observe, internal/pgaftest).
 	[ -x /usr/sbin/sshd ] || missing+=(openssh-server)
 	command -v pg_autoctl >/dev/null || missing+=(postgresql-15 postgresql-15-auto-failover pg-auto-failover-cli)
+	# deploy/prometheus: the alerting rules are checked with promtool.
+	command -v promtool >/dev/null || missing+=(prometheus)
 	if [ ${#missing[@]} -gt 0 ]; then
 		log "installing host tools: ${missing[*]}"
 		apt_install $(printf '%s\n' "${missing[@]}" | sort -u)

@@ -1,10 +1,13 @@
 package service
 
 import (
+	"os"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/pgaf-gitops/reconciler/observe"
@@ -87,3 +90,28 @@ pgaf_blocked_changes{cluster="main",guard="vm_unobserved"} 2
 	}
 }
 
+// Every metric the shipped alerting rules read is one the service exports:
+// a renamed metric would leave its alert silent forever.
+func TestAlertsReadExportedMetrics(t *testing.T) {
+	rules, err := os.ReadFile("../deploy/prometheus/alerts.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	exported := map[string]bool{}
+	ch := make(chan *prometheus.Desc, 64)
+	go func() { newMetrics().reg.Describe(ch); close(ch) }()
+	for d := range ch {
+		if m := regexp.MustCompile(`fqName: "([a-z_]+)"`).FindStringSubmatch(d.String()); m != nil {
+			exported[m[1]] = true
+		}
+	}
+	used := regexp.MustCompile(`\bpgaf_[a-z_]+`).FindAllString(string(rules), -1)
+	if len(used) == 0 {
+		t.Fatal("alerts.yaml reads no pgaf_ metric")
+	}
+	for _, name := range used {
+		if !exported[name] {
+			t.Errorf("alerts.yaml reads %s, which the service does not export", name)
+		}
+	}
+}
