@@ -1,4 +1,4 @@
-package main
+package report
 
 import (
 	"context"
@@ -33,17 +33,17 @@ func (s *sizeRunner) Run(_ context.Context, vm string, argv []string) ([]byte, e
 }
 
 func TestStatusMeasuresOrphanedVolumes(t *testing.T) {
-	rep := statusReport{Clusters: []clusterStatus{{Name: "main", Orphans: []orphanVolume{
+	rep := Report{Clusters: []Cluster{{Name: "main", Orphans: []Orphan{
 		{VM: "vm4", Volume: "main-node4-data", Node: "node4", SizeBytes: -1, image: "pgaf/postgres:15-2.0"},
 		{VM: "vm2", Volume: "main-node5-data", Node: "node5", SizeBytes: -1, image: "pgaf/postgres:15-2.0"},
 	}}}}
 	r := &sizeRunner{}
-	measureOrphans(t.Context(), r, &rep, time.Second)
+	MeasureOrphans(t.Context(), r, &rep, time.Second)
 	if len(r.calls) != 2 {
 		t.Fatalf("%d measures, want 2: %v", len(r.calls), r.calls)
 	}
 	var b strings.Builder
-	if err := rep.writeText(&b); err != nil {
+	if err := rep.WriteText(&b); err != nil {
 		t.Fatal(err)
 	}
 	for _, want := range []string{
@@ -59,8 +59,8 @@ func TestStatusMeasuresOrphanedVolumes(t *testing.T) {
 
 func TestHumanBytes(t *testing.T) {
 	for n, want := range map[int64]string{0: "0 B", 1023: "1023 B", 1024: "1.0 KiB", 74310785: "70.9 MiB", 3 << 30: "3.0 GiB"} {
-		if got := humanBytes(n); got != want {
-			t.Errorf("humanBytes(%d) = %q, want %q", n, got, want)
+		if got := HumanBytes(n); got != want {
+			t.Errorf("HumanBytes(%d) = %q, want %q", n, got, want)
 		}
 	}
 }
