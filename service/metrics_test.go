@@ -2,6 +2,7 @@ package service
 
 import (
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -90,10 +91,16 @@ pgaf_blocked_changes{cluster="main",guard="vm_unobserved"} 2
 	}
 }
 
-// Every metric the shipped alerting rules read is one the service exports:
-// a renamed metric would leave its alert silent forever.
+// Every metric the shipped alerting rules and dashboard read is one the
+// service exports: a renamed metric would leave an alert silent forever.
 func TestAlertsReadExportedMetrics(t *testing.T) {
-	rules, err := os.ReadFile("../deploy/prometheus/alerts.yaml")
+	for _, f := range []string{"../deploy/prometheus/alerts.yaml", "../deploy/grafana/pgaf.json"} {
+		t.Run(filepath.Base(f), func(t *testing.T) { readsExportedMetrics(t, f) })
+	}
+}
+
+func readsExportedMetrics(t *testing.T, file string) {
+	rules, err := os.ReadFile(file)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,11 +114,15 @@ func TestAlertsReadExportedMetrics(t *testing.T) {
 	}
 	used := regexp.MustCompile(`\bpgaf_[a-z_]+`).FindAllString(string(rules), -1)
 	if len(used) == 0 {
-		t.Fatal("alerts.yaml reads no pgaf_ metric")
+		t.Fatalf("%s reads no pgaf_ metric", file)
 	}
 	for _, name := range used {
-		if !exported[name] {
-			t.Errorf("alerts.yaml reads %s, which the service does not export", name)
+		base := name
+		for _, suffix := range []string{"_bucket", "_sum", "_count"} { // a histogram's series
+			base = strings.TrimSuffix(base, suffix)
+		}
+		if !exported[name] && !exported[base] {
+			t.Errorf("%s reads %s, which the service does not export", file, name)
 		}
 	}
 }
