@@ -7,4 +7,7 @@
 // a byte-identical plan. The container specs that actions carry are derived
 // here too, from the desired state alone, so that the planner and the
 // actuators agree on what "the container as desired" is.
+//
+// Explain plans one cluster the same way, tracing every guard the planner
+// evaluates, and returns what concerns one node: `reconciler explain`.
 package reconcile

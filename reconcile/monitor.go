@@ -15,8 +15,10 @@ func (p *planner) planMonitor() bool {
 			p.block("monitor", GuardVMUnobserved, p.vmWhy(vmName)+"; nothing is planned for this cluster until the monitor is observed")
 			return false
 		}
+		p.pass("monitor", GuardVMUnobserved, func() string { return p.vmWhy(vmName) + ", but the monitor answers; its container is not checked" })
 		return true // the monitor answers; its container cannot be checked
 	}
+	p.pass("monitor", GuardVMUnobserved, func() string { return vmName + " was reached" })
 	ct, vol := p.container(vmName, "monitor")
 	wait := func(reason string) {
 		p.add(Action{Kind: Wait, Node: "monitor", VM: vmName, Trigger: "bring-up", Reason: reason,
@@ -30,6 +32,15 @@ func (p *planner) planMonitor() bool {
 			p.block("monitor", GuardMonitorLost, block)
 			return false
 		}
+		p.pass("monitor", GuardMonitorLost, func() string {
+			switch {
+			case ev != nil:
+				return strings.Join(ev, "; ")
+			case vol != nil:
+				return "the monitor's volume " + vol.Name + " remains"
+			}
+			return "no node holds state registered with an earlier monitor"
+		})
 		trigger := map[bool]string{false: "bring-up", true: "monitor-recreate"}[ev != nil]
 		p.add(Action{Kind: CreateMonitor, Node: "monitor", VM: vmName, Trigger: trigger, Spec: &spec, Volume: spec.Volume, Evidence: ev,
 			Reason: fmt.Sprintf("the monitor has no container on %s", vmName)})
@@ -55,6 +66,12 @@ func (p *planner) planMonitor() bool {
 		p.block("monitor", GuardMonitorUnobserved, "the monitor does not answer; nothing else is planned for this cluster")
 		return false
 	}
+	p.pass("monitor", GuardMonitorUnobserved, func() string {
+		if p.oc != nil && p.oc.Monitor.Reached {
+			return "the monitor answers"
+		}
+		return "the monitor will answer after the steps planned above"
+	})
 	return true
 }
 

@@ -44,6 +44,7 @@ func (p *planner) planNode(n *desired.Node, gate bool) bool {
 		p.block(n.Name, GuardVMUnobserved, p.vmWhy(n.VM)+"; nothing is planned for "+n.Name)
 		return gate && on != nil && p.ready(on)
 	}
+	p.pass(n.Name, GuardVMUnobserved, func() string { return n.VM + " was reached" })
 	ct, vol := p.container(n.VM, n.Name)
 	spec := p.nodeSpec(n)
 
@@ -61,6 +62,7 @@ func (p *planner) planNode(n *desired.Node, gate bool) bool {
 			p.block(n.Name, GuardManualPolicy, fmt.Sprintf("%s looks stuck or diverged (%s); the policy is manual: change its rebuild token in a commit to re-clone it", n.Name, strings.Join(ev, "; ")))
 			return false
 		}
+		p.pass(n.Name, GuardManualPolicy, func() string { return "the diverged policy is auto; evidence: " + strings.Join(ev, "; ") })
 		p.retire(n.Name, n.VM, n.Port, retireWipe, "diverged", ev, n)
 		return false
 	}
@@ -85,6 +87,7 @@ func (p *planner) planNode(n *desired.Node, gate bool) bool {
 			p.block(n.Name, GuardInFlight, fmt.Sprintf("%s is created once %s %s the desired PostgreSQL parameters (a new node clones them from the primary)", n.Name, strings.Join(first, ", "), verb))
 			return false
 		}
+		p.pass(n.Name, GuardInFlight, func() string { return "the nodes before " + n.Name + " are settled, or will be" })
 		p.add(Action{Kind: CreateNode, Node: n.Name, VM: n.VM, Trigger: trigger, Spec: &spec, Volume: spec.Volume, Reason: reason})
 		p.waitNode(n, trigger, fmt.Sprintf("%s must register and finish its clone before the next change", n.Name))
 		return true

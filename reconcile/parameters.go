@@ -51,6 +51,7 @@ func (p *planner) planPostgresParameters(nodes []*desired.Node) {
 			p.block(n.Name, GuardPostgresUnobserved, fmt.Sprintf("%s's PostgreSQL parameters cannot be compared: %s", n.Name, why))
 			continue
 		}
+		p.pass(n.Name, GuardPostgresUnobserved, func() string { return "its PostgreSQL server answered" })
 		set, prev, restart := p.parameterChanges(ct)
 		if len(set) == 0 {
 			continue

@@ -41,26 +41,7 @@ func Plan(st *desired.State, obs *observe.Observation) *Result {
 		Clusters:   []ClusterPlan{},
 		Notes:      []string{},
 	}
-	vms := map[string]*observe.VM{}
-	idx := &index{objects: map[objectKey]*objects{}, byCluster: map[string][]objectKey{}}
-	for i := range obs.VMs {
-		vm := &obs.VMs[i]
-		vms[vm.Name] = vm
-		for j := range vm.Containers {
-			idx.get(vm.Name, vm.Containers[j].Cluster, vm.Containers[j].Node).container = &vm.Containers[j]
-		}
-		for j := range vm.Volumes {
-			idx.get(vm.Name, vm.Volumes[j].Cluster, vm.Volumes[j].Node).volume = &vm.Volumes[j]
-		}
-	}
-	for _, keys := range idx.byCluster {
-		sort.Slice(keys, func(i, j int) bool {
-			if keys[i].node != keys[j].node {
-				return keys[i].node < keys[j].node
-			}
-			return keys[i].vm < keys[j].vm
-		})
-	}
+	vms, idx := indexObservation(obs)
 	clusters := make([]*desired.Cluster, len(st.Clusters))
 	for i := range st.Clusters {
 		clusters[i] = &st.Clusters[i]
@@ -110,31 +91,6 @@ func strayNotes(st *desired.State, obs *observe.Observation, owned map[string]bo
 	return notes
 }
 
-// objectKey names the objects of one member of a cluster on one VM.
-type objectKey struct{ vm, cluster, node string }
-
-type objects struct {
-	container *observe.Container
-	volume    *observe.Volume
-}
-
-// index finds containers and volumes without scanning every VM's lists.
-type index struct {
-	objects   map[objectKey]*objects
-	byCluster map[string][]objectKey // sorted by node, then VM
-}
-
-func (x *index) get(vm, cluster, node string) *objects {
-	k := objectKey{vm, cluster, node}
-	o := x.objects[k]
-	if o == nil {
-		o = &objects{}
-		x.objects[k] = o
-		x.byCluster[cluster] = append(x.byCluster[cluster], k)
-	}
-	return o
-}
-
 type planner struct {
 	idx   *index
 	specs map[string]ContainerSpec // node specs, by node name
@@ -158,6 +114,8 @@ type planner struct {
 	stale map[string]bool
 	// notes report objects of this cluster that the plan leaves alone.
 	notes []string
+	// trace, when not nil, records every guard evaluated (see Explain).
+	trace *trace
 }
 
 func (p *planner) plan() ClusterPlan {
@@ -219,6 +177,7 @@ func (p *planner) add(a Action) bool {
 			p.block(a.Node, GuardOneAtATime, fmt.Sprintf("%s of %s waits for the disruption planned before it to finish: %s", a.Kind, a.Node, a.Reason))
 			return false
 		}
+		p.pass(a.Node, GuardOneAtATime, func() string { return "the first disruption planned for cluster " + p.c.Name })
 		p.disrupted = true
 	}
 	p.out.Actions = append(p.out.Actions, a)
@@ -227,6 +186,7 @@ func (p *planner) add(a Action) bool {
 
 func (p *planner) block(node, guard, reason string) {
 	p.out.Blocked = append(p.out.Blocked, Blocked{Cluster: p.c.Name, Node: node, Guard: guard, Reason: reason})
+	p.trace.add(node, guard, false, reason)
 }
 
 func (p *planner) vm(name string) *observe.VM { return p.vms[name] }

@@ -157,10 +157,12 @@ func (p *planner) retire(name, vmName string, port int, mode retireMode, trigger
 			name, trigger, p.vmWhy(vmName), vmName, vmName, name, vmName))
 		return
 	}
+	p.pass(name, GuardVMUnobserved, func() string { return vmName + " was reached" })
 	if p.oc == nil || !p.oc.Monitor.Reached {
 		p.block(name, GuardMonitorUnobserved, fmt.Sprintf("%s must be dropped (%s) but the monitor was not observed in this cycle", name, trigger))
 		return
 	}
+	p.pass(name, GuardMonitorUnobserved, func() string { return "the monitor was observed in this cycle" })
 	on := p.monitorNode(name)
 	ct, vol := p.container(vmName, name)
 	running := ct != nil && (ct.State == "running" || ct.State == "restarting")
@@ -171,6 +173,14 @@ func (p *planner) retire(name, vmName string, port int, mode retireMode, trigger
 	} else if on != nil && isPrimary(on) {
 		p.block(name, GuardTargetPrimary, fmt.Sprintf("%s must be dropped (%s) but the monitor reports it as %s/%s", name, trigger, on.ReportedState, on.AssignedState))
 		return
+	}
+	if !running { // guardDestroy checked a running one
+		p.pass(name, GuardTargetPrimary, func() string {
+			if on == nil {
+				return name + " is not registered on the monitor"
+			}
+			return fmt.Sprintf("its container is not running and the monitor reports it as %s/%s", on.ReportedState, on.AssignedState)
+		})
 	}
 	verb := map[retireMode]string{retireRemove: "removed", retireRemoveData: "removed with its data", retireWipe: "wiped and re-cloned"}[mode]
 	base := fmt.Sprintf("%s is %s (%s)", name, verb, trigger)

@@ -39,6 +39,7 @@ func (p *planner) switchover(name, trigger, reason string) {
 		p.block(name, GuardInFlight, reason+"; waiting: "+other)
 		return
 	}
+	p.pass(name, GuardInFlight, func() string { return "every node is settled and healthy" })
 	cand := ""
 	for _, n := range p.nodes {
 		if n.Name != name && n.CandidatePriority > 0 && p.ready(n) && n.ReportedState == "secondary" {
@@ -50,6 +51,7 @@ func (p *planner) switchover(name, trigger, reason string) {
 		p.block(name, GuardNoCandidate, reason+"; but no healthy secondary has a candidate priority above 0")
 		return
 	}
+	p.pass(name, GuardNoCandidate, func() string { return cand + " is a healthy secondary with a candidate priority above 0" })
 	on := p.monitorNode(name)
 	if p.add(Action{Kind: Switchover, Node: name, NodeID: on.ID, Trigger: trigger, Disruptive: true, Reason: reason,
 		Evidence: []string{fmt.Sprintf("%s is %s; %s is a healthy secondary candidate", name, on.ReportedState, cand)}}) {
@@ -148,6 +150,9 @@ func (p *planner) planMaintenance(n *desired.Node, ct *observe.Container, on *ob
 	trigger := "drift"
 	if restart {
 		trigger = "settings"
+	}
+	if !replace && !restart && ours {
+		p.pass(n.Name, GuardMaintenance, func() string { return "the maintenance is the reconciler's: the container started after it began" })
 	}
 	switch {
 	case !replace && !restart && !ours:

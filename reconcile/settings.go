@@ -89,6 +89,9 @@ func (p *planner) planFormation() {
 		p.block("monitor", GuardInFlight, fmt.Sprintf("number_sync_standbys %d is set once a settled primary has %d standbys in the replication quorum (now %d): pg_auto_failover refuses it before", want, want+1, standbys))
 		return
 	}
+	p.pass("monitor", GuardInFlight, func() string {
+		return fmt.Sprintf("the primary %s is settled, with %d standbys in the replication quorum", primary.Name, standbys)
+	})
 	p.add(Action{Kind: SetFormation, Node: "monitor", VM: p.c.Monitor.VM, Trigger: "settings",
 		Settings: map[string]string{"number_sync_standbys": strconv.Itoa(p.c.NumberSyncStandbys)},
 		Previous: map[string]string{"number_sync_standbys": strconv.Itoa(have)},
