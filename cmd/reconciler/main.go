@@ -47,7 +47,8 @@ func init() {
 		"plan":     {"show what apply would do (text, json or markdown); exit 2 when there are changes with --detailed-exitcode", runPlan},
 		"apply":    {"converge once, step by step, with progress", runApply},
 		"observe":  {"write one observation of every VM and monitor as JSON", runObserve},
-		"status":   {"the monitor's and Docker's views joined in one table, and recent monitor events", runStatus},
+		"status":   {"the monitor's and Docker's views joined in one table, and recent monitor events; --watch refreshes it", runStatus},
+		"explain":  {"one node: as desired, as observed, what the plan does with it and why, and the guards evaluated", runExplain},
 		"dsn":      {"the multi-host connection string for applications", runDSN},
 		"run":      {"the continuous service: git or a watched path, webhook, /status and /metrics", runRun},
 	}

@@ -94,3 +94,32 @@ func TestDSN(t *testing.T) {
 		}
 	}
 }
+
+func TestExplainVerb(t *testing.T) {
+	dir := "../../reconcile/testdata/plans/diverged_auto"
+	in := []string{"--desired", dir + "/desired.yaml", "--observation", dir + "/observation.json"}
+	code, out, errOut := runCLI(t, append([]string{"explain", "node1"}, in...)...)
+	if code != 0 || !strings.Contains(out, "remove_volume main-node1-data on vm1") || !strings.Contains(out, "passed  newest_data") ||
+		!strings.Contains(out, "evidence: log: FATAL:  requested timeline 2 is not a child of this server's history") {
+		t.Fatalf("exit %d, stderr %s, out:\n%s", code, errOut, out)
+	}
+	var e struct {
+		Node   string
+		Guards []struct{ Guard string }
+	}
+	// NODE between options.
+	code, out, _ = runCLI(t, append(append([]string{"explain", "--cluster", "main"}, in...), "node2", "--output", "json")...)
+	if code != 0 || json.Unmarshal([]byte(out), &e) != nil || e.Node != "node2" || len(e.Guards) == 0 {
+		t.Fatalf("json: exit %d, %s", code, out)
+	}
+	code, _, errOut = runCLI(t, append([]string{"explain", "node9"}, in...)...)
+	if code != 1 || !strings.Contains(errOut, `no node "node9" in any cluster; the clusters and their nodes: main (node1, node2, node3)`) {
+		t.Fatalf("unknown node: exit %d, stderr %q", code, errOut)
+	}
+	for _, args := range [][]string{{"explain"}, {"explain", "node1", "node2"}, {"explain", "node1", "--output", "yaml"}} {
+		code, _, errOut := runCLI(t, args...)
+		if code != 1 || !strings.Contains(errOut, "usage") {
+			t.Errorf("%v: exit %d, stderr %q", args, code, errOut)
+		}
+	}
+}

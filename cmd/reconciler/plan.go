@@ -37,7 +37,7 @@ func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs := newFlags("plan", "[--config FILE] [--desired PATH] [--observation FILE] [options]", "Show, without acting, what apply would do: what exists, what will change and why,\nin the order it will run.")
 	var o planOptions
 	o.live.register(fs)
-	fs.StringVar(&o.observation, "observation", "", "plan against this observation JSON file (from `reconciler observe`) instead of observing live")
+	fs.StringVar(&o.observation, "observation", "", "plan against the observation JSON `FILE` written by reconciler observe, instead of observing live")
 	fs.StringVar(&o.output, "output", "text", "text, json or markdown")
 	fs.StringVar(&o.color, "color", "auto", "colour the text output: auto (on a terminal), always, never")
 	fs.BoolVar(&o.detailedExitcode, "detailed-exitcode", false, "exit 0 when there are no changes, 2 when there are, 1 on error")
@@ -47,34 +47,9 @@ func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err := o.check(); err != nil {
 		return &usageError{fs: fs, msg: err.Error()}
 	}
-	var st *desired.State
-	var obs *observe.Observation
-	if o.observation != "" {
-		path := o.live.desired
-		if path == "" {
-			cfg, err := loadConfig(o.live.config)
-			if err != nil {
-				return err
-			}
-			path = cfg.Desired
-		}
-		var err error
-		if st, err = desired.Load(path); err != nil {
-			return &hintError{err: err, hint: "run `reconciler validate " + path + "` for the full list"}
-		}
-		if obs, err = readObservation(o.observation); err != nil {
-			return err
-		}
-	} else {
-		s, err := openSession(o.live, stderr)
-		if err != nil {
-			return err
-		}
-		defer s.Close()
-		st = s.st
-		if obs, err = s.observe(ctx); err != nil {
-			return err
-		}
+	st, obs, err := loadInputs(ctx, o.live, o.observation, stderr)
+	if err != nil {
+		return err
 	}
 	p := reconcile.Plan(st, obs)
 	if err := writePlan(stdout, p, o.output, o.color); err != nil {
@@ -84,6 +59,37 @@ func runPlan(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return errChanges
 	}
 	return nil
+}
+
+// loadInputs loads the desired state and reads the observation from the
+// file named by observation, or, when that is empty, observes live.
+func loadInputs(ctx context.Context, l liveFlags, observation string, stderr io.Writer) (*desired.State, *observe.Observation, error) {
+	if observation == "" {
+		s, err := openSession(l, stderr)
+		if err != nil {
+			return nil, nil, err
+		}
+		defer s.Close()
+		obs, err := s.observe(ctx)
+		return s.st, obs, err
+	}
+	path := l.desired
+	if path == "" {
+		cfg, err := loadConfig(l.config)
+		if err != nil {
+			return nil, nil, err
+		}
+		path = cfg.Desired
+	}
+	st, err := desired.Load(path)
+	if err != nil {
+		return nil, nil, &hintError{err: err, hint: "run `reconciler validate " + path + "` for the full list"}
+	}
+	obs, err := readObservation(observation)
+	if err != nil {
+		return nil, nil, err
+	}
+	return st, obs, nil
 }
 
 func readObservation(path string) (*observe.Observation, error) {
