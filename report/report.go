@@ -25,15 +25,19 @@ type Report struct {
 }
 
 // Cluster is one desired cluster: its monitor, one row per node, the
-// volumes no node owns, the monitor's recent events and what the plan
-// leaves blocked.
+// volumes no node owns, the monitor's recent events, the changes of
+// primary they show, and what the plan leaves blocked.
 type Cluster struct {
-	Name    string              `json:"name"`
-	Monitor string              `json:"monitor"` // "vm3:5432 running, answering"
-	Rows    []Row               `json:"nodes"`
-	Orphans []Orphan            `json:"orphaned_volumes"`
-	Events  []observe.Event     `json:"events"`
-	Blocked []reconcile.Blocked `json:"blocked"`
+	Name    string `json:"name"`
+	Monitor string `json:"monitor"` // "vm3:5432 running, answering"
+	// Primaries counts the nodes the monitor shows as writable (see
+	// IsPrimary); -1 when the monitor was not reached.
+	Primaries int                 `json:"primaries"`
+	Rows      []Row               `json:"nodes"`
+	Orphans   []Orphan            `json:"orphaned_volumes"`
+	Events    []observe.Event     `json:"events"`
+	Failovers []Failover          `json:"failovers"`
+	Blocked   []reconcile.Blocked `json:"blocked"`
 }
 
 // Row is one node as the monitor and Docker show it.
@@ -46,8 +50,57 @@ type Row struct {
 	Reported    string `json:"reported_state"`
 	Assigned    string `json:"assigned_state"`
 	TimelineLSN string `json:"timeline_lsn"`
-	Health      string `json:"health"`
-	InState     string `json:"time_in_state"`
+	// LagBytes is how many WAL bytes the node's last reported LSN is
+	// behind the primary's (see LagBytes); nil for the primary itself,
+	// for a node without a readable LSN, and unless the cluster has
+	// exactly one primary.
+	LagBytes *int64 `json:"replication_lag_bytes,omitempty"`
+	// Sync is the monitor's replication_quorum of a node that is not the
+	// primary: "sync" when true (the node counts in the primary's
+	// synchronous quorum), "async" when false; "-" for a primary or a
+	// node the monitor does not know.
+	Sync string `json:"sync"`
+	// CandidatePriority is the monitor's candidate_priority (0: never
+	// promoted); meaningful only when NodeID is not 0.
+	CandidatePriority int    `json:"candidate_priority"`
+	Health            string `json:"health"`
+	InState           string `json:"time_in_state"`
+}
+
+// writable are the states in which a node's PostgreSQL accepts writes.
+var writable = map[string]bool{
+	"single": true, "primary": true, "wait_primary": true, "join_primary": true, "apply_settings": true,
+}
+
+// Writable reports whether a node in state (reported or assigned) accepts
+// writes: single, primary, wait_primary, join_primary or apply_settings.
+func Writable(state string) bool { return writable[state] }
+
+// IsPrimary reports whether the monitor shows n as a primary: both its
+// reported and its assigned state are writable.
+func IsPrimary(n observe.Node) bool { return writable[n.ReportedState] && writable[n.AssignedState] }
+
+// Primaries returns the nodes IsPrimary holds for, in order.
+func Primaries(nodes []observe.Node) []observe.Node {
+	var out []observe.Node
+	for _, n := range nodes {
+		if IsPrimary(n) {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// LagBytes is how far n's last reported LSN is behind prim's, in bytes. A
+// node ahead of the primary's last report (reports are seconds apart)
+// counts as 0; ok is false when either LSN is unreadable.
+func LagBytes(prim, n observe.Node) (lag int64, ok bool) {
+	p, ok1 := observe.ParseLSN(prim.LSN)
+	l, ok2 := observe.ParseLSN(n.LSN)
+	if !ok1 || !ok2 {
+		return 0, false
+	}
+	return int64(p - min(p, l)), true
 }
 
 // Orphan is a volume of the cluster that no desired node or container owns.
@@ -85,6 +138,8 @@ func MeasureOrphans(ctx context.Context, r observe.Runner, rep *Report, timeout 
 	wg.Wait()
 }
 
+// Build joins obs with st, cluster by cluster, and plans obs to list what
+// is blocked. Orphaned volumes are not measured (see MeasureOrphans).
 func Build(st *desired.State, obs *observe.Observation) Report {
 	r := Report{ObservedAt: obs.Time, Unreachable: []string{}}
 	vms := map[string]*observe.VM{}
@@ -107,9 +162,14 @@ func Build(st *desired.State, obs *observe.Observation) Report {
 		if !mon.Reached {
 			r.Unreachable = append(r.Unreachable, fmt.Sprintf("monitor of %s: %s", c.Name, mon.Error))
 		}
-		cs := Cluster{Name: c.Name, Rows: []Row{}, Orphans: []Orphan{}, Events: mon.Events, Blocked: []reconcile.Blocked{}}
+		cs := Cluster{Name: c.Name, Primaries: -1, Rows: []Row{}, Orphans: []Orphan{}, Events: mon.Events,
+			Failovers: Failovers(mon.Events), Blocked: []reconcile.Blocked{}}
 		if cs.Events == nil {
 			cs.Events = []observe.Event{}
+		}
+		prims := Primaries(mon.Nodes)
+		if mon.Reached {
+			cs.Primaries = len(prims)
 		}
 		for _, cp := range plan.Clusters {
 			if cp.Name == c.Name {
@@ -137,13 +197,25 @@ func Build(st *desired.State, obs *observe.Observation) Report {
 		seen := map[string]bool{}
 		addRow := func(name, vm string, port int) {
 			seen[name] = true
-			row := Row{Node: name, Where: fmt.Sprintf("%s:%d", vm, port), Reported: "-", Assigned: "-", TimelineLSN: "-", Health: "-", InState: "-"}
+			row := Row{Node: name, Where: fmt.Sprintf("%s:%d", vm, port), Reported: "-", Assigned: "-", TimelineLSN: "-", Sync: "-", Health: "-", InState: "-"}
 			row.Container, row.Image = container(vm, name)
 			for _, n := range mon.Nodes {
 				if n.Name == name {
 					row.NodeID = n.ID
 					row.Reported, row.Assigned, row.Health = n.ReportedState, n.AssignedState, n.Health
 					row.TimelineLSN = fmt.Sprintf("%d:%s", n.Timeline, n.LSN)
+					row.CandidatePriority = n.CandidatePriority
+					if !IsPrimary(n) {
+						row.Sync = "async"
+						if n.ReplicationQuorum {
+							row.Sync = "sync"
+						}
+					}
+					if len(prims) == 1 && n.Name != prims[0].Name {
+						if lag, ok := LagBytes(prims[0], n); ok {
+							row.LagBytes = &lag
+						}
+					}
 					if !n.StateChangeTime.IsZero() {
 						row.InState = obs.Time.Sub(n.StateChangeTime).Round(time.Second).String()
 					}
@@ -202,6 +274,7 @@ func vmByAddress(st *desired.State, host string) string {
 	return host
 }
 
+// WriteText prints the report for a terminal.
 func (r Report) WriteText(w io.Writer) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "Observed at %s\n", r.ObservedAt.UTC().Format(time.RFC3339))
@@ -211,19 +284,26 @@ func (r Report) WriteText(w io.Writer) error {
 	for _, c := range r.Clusters {
 		fmt.Fprintf(&b, "\ncluster %s\nmonitor %s\n\n", c.Name, c.Monitor)
 		tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "NODE\tID\tVM:PORT\tCONTAINER\tIMAGE\tREPORTED\tASSIGNED\tTL:LSN\tHEALTH\tIN STATE")
+		fmt.Fprintln(tw, "NODE\tID\tVM:PORT\tCONTAINER\tIMAGE\tREPORTED\tASSIGNED\tTL:LSN\tLAG\tSYNC\tPRIO\tHEALTH\tIN STATE")
 		for _, row := range c.Rows {
-			id := "-"
+			id, prio := "-", "-"
 			if row.NodeID != 0 {
-				id = fmt.Sprint(row.NodeID)
+				id, prio = fmt.Sprint(row.NodeID), fmt.Sprint(row.CandidatePriority)
 			}
 			img := row.Image
 			if img == "" {
 				img = "-"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", row.Node, id, row.Where, row.Container, img, row.Reported, row.Assigned, row.TimelineLSN, row.Health, row.InState)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", row.Node, id, row.Where, row.Container, img,
+				row.Reported, row.Assigned, row.TimelineLSN, row.Lag(), row.Sync, prio, row.Health, row.InState)
 		}
 		tw.Flush()
+		switch {
+		case c.Primaries > 1:
+			fmt.Fprintf(&b, "MORE THAN ONE PRIMARY: %d nodes are writable\n", c.Primaries)
+		case c.Primaries == 0 && c.registered():
+			b.WriteString("NO PRIMARY: the monitor shows no writable node\n")
+		}
 		for _, o := range c.Orphans {
 			size := "size unknown"
 			if o.SizeBytes >= 0 {
@@ -236,6 +316,9 @@ func (r Report) WriteText(w io.Writer) error {
 		for _, bl := range c.Blocked {
 			fmt.Fprintf(&b, "%s %s: %s\n", bl.Label(), bl.Guard, bl.Reason)
 		}
+		for _, f := range c.Failovers {
+			fmt.Fprintf(&b, "%s\n", f)
+		}
 		if len(c.Events) > 0 {
 			b.WriteString("\nrecent monitor events:\n")
 			for _, e := range c.Events {
@@ -245,6 +328,24 @@ func (r Report) WriteText(w io.Writer) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// registered reports whether the monitor knows any node of c.
+func (c Cluster) registered() bool {
+	for _, r := range c.Rows {
+		if r.NodeID != 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// Lag prints LagBytes in binary units ("-" when unknown).
+func (r Row) Lag() string {
+	if r.LagBytes == nil {
+		return "-"
+	}
+	return HumanBytes(*r.LagBytes)
 }
 
 // HumanBytes prints n in binary units ("1.5 GiB").

@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"html/template"
 	"io"
 	"net/http"
 	"strings"
@@ -125,48 +124,4 @@ func Sign(secret, body []byte) string {
 	mac := hmac.New(sha256.New, secret)
 	mac.Write(body)
 	return "sha256=" + hex.EncodeToString(mac.Sum(nil))
-}
-
-var pageTmpl = template.Must(template.New("status").Funcs(template.FuncMap{
-	"short": shortRev,
-}).Parse(`<!doctype html>
-<html><head><meta charset="utf-8"><meta http-equiv="refresh" content="5">
-<title>reconciler: {{.Condition}}</title>
-<style>
-body{font-family:system-ui,sans-serif;margin:2em;max-width:70em}
-.Ready{color:#176f2c}.Reconciling{color:#8a6d00}.Stalled{color:#b00020}
-table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.25em .6em;text-align:left;vertical-align:top}
-pre{background:#f4f4f4;padding:.6em;white-space:pre-wrap}
-</style></head><body>
-<h1 class="{{.Condition}}">{{.Condition}} <small>({{.Reason}})</small></h1>
-{{if .Message}}<pre>{{.Message}}</pre>{{end}}
-{{if .Errors}}<h2>Problems in the newest revision</h2><ul>{{range .Errors}}<li><code>{{.Error}}</code></li>{{end}}</ul>{{end}}
-<table>
-<tr><th>source</th><td>{{.Source}}{{if .DryRun}} <b>(dry run: never acts)</b>{{end}}</td></tr>
-<tr><th>instance</th><td>{{.Instance}}; locks held: {{range .LocksHeld}}{{.}} {{else}}none{{end}}</td></tr>
-<tr><th>last seen</th><td>{{with .LastSeen}}<code>{{short .Revision}}</code> {{.Subject}} {{if .SignedBy}}(signed by {{.SignedBy}}){{end}}{{else}}-{{end}}</td></tr>
-<tr><th>in force</th><td>{{with .InForce}}<code>{{short .Revision}}</code> {{.Subject}}{{else}}-{{end}}</td></tr>
-<tr><th>last applied</th><td>{{with .LastApplied}}<code>{{short .Revision}}</code> at {{.At.Format "2006-01-02 15:04:05Z07:00"}}{{else}}-{{end}}</td></tr>
-<tr><th>last run</th><td>{{with .LastRun}}{{.Trigger}} at {{.Start.Format "15:04:05"}}, {{.Duration}}: {{.Result}}{{else}}-{{end}}{{with .Current}} (running since {{.Start.Format "15:04:05"}}, {{.Trigger}}){{end}}</td></tr>
-<tr><th>observation</th><td>{{if .ObservationAge}}{{.ObservationAge}} old{{else}}-{{end}}</td></tr>
-<tr><th>next run</th><td>{{if not .NextRun.IsZero}}{{.NextRun.Format "15:04:05"}}{{else}}-{{end}}; consecutive failures: {{.ConsecutiveFailures}}</td></tr>
-</table>
-{{with .LastPlan}}<h2>Last plan ({{len .Actions}} action(s))</h2>
-{{range .Clusters}}<h3>{{.Name}}</h3>
-<table><tr><th>node</th><th>vm</th><th>container</th><th>monitor state</th></tr>
-{{range .Members}}<tr><td>{{.Node}}</td><td>{{.VM}}:{{.Port}}</td><td>{{.Container}}</td><td>{{.State}}</td></tr>{{end}}</table>
-{{if .Actions}}<ol>{{range .Actions}}<li><b>{{.Kind}}</b> {{.Node}}: {{.Reason}}</li>{{end}}</ol>{{end}}
-{{range .Blocked}}<p>blocked ({{.Guard}}): {{.Reason}}</p>{{end}}
-{{end}}{{end}}
-{{if .Steps}}<h2>Steps of the last run</h2><table><tr><th>cluster</th><th>action</th><th>duration</th><th>error</th></tr>
-{{range .Steps}}<tr><td>{{.Cluster}}</td><td>{{.What}}</td><td>{{.Duration}}</td><td>{{.Error}}</td></tr>{{end}}</table>{{end}}
-<p><a href="/status">JSON</a> · <a href="/metrics">metrics</a></p>
-</body></html>
-`))
-
-func (s *Service) page(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	if err := pageTmpl.Execute(w, s.Status()); err != nil {
-		s.log.Warn("status page", "err", err)
-	}
 }

@@ -6,6 +6,7 @@ import (
 
 	"github.com/pgaf-gitops/reconciler/observe"
 	"github.com/pgaf-gitops/reconciler/reconcile"
+	"github.com/pgaf-gitops/reconciler/report"
 )
 
 // metrics are the service's Prometheus metrics, on its own registry (no
@@ -138,12 +139,7 @@ func (m *metrics) observed(obs *observe.Observation) {
 		if !c.Monitor.Reached {
 			continue
 		}
-		var prims []observe.Node
-		for _, n := range c.Monitor.Nodes {
-			if writable[n.ReportedState] && writable[n.AssignedState] {
-				prims = append(prims, n)
-			}
-		}
+		prims := report.Primaries(c.Monitor.Nodes)
 		m.primaries.WithLabelValues(c.Name).Set(float64(len(prims)))
 		if len(prims) == 1 {
 			m.lag(c.Name, prims[0], c.Monitor.Nodes)
@@ -159,25 +155,15 @@ func (m *metrics) observed(obs *observe.Observation) {
 	}
 }
 
-// writable are the states in which a node's PostgreSQL accepts writes.
-var writable = map[string]bool{
-	"single": true, "primary": true, "wait_primary": true, "join_primary": true, "apply_settings": true,
-}
-
-// lag records how far each other node's LSN is behind the primary's. A
-// node ahead of the primary's last report (reports are seconds apart)
-// counts as 0; a node without a readable LSN is left out.
+// lag records how far each other node's LSN is behind the primary's
+// (report.LagBytes); a node without a readable LSN is left out.
 func (m *metrics) lag(cluster string, prim observe.Node, nodes []observe.Node) {
-	p, ok := observe.ParseLSN(prim.LSN)
-	if !ok {
-		return
-	}
 	for _, n := range nodes {
 		if n.Name == prim.Name {
 			continue
 		}
-		if l, ok := observe.ParseLSN(n.LSN); ok {
-			m.lagBytes.WithLabelValues(cluster, n.Name).Set(float64(p - min(p, l)))
+		if l, ok := report.LagBytes(prim, n); ok {
+			m.lagBytes.WithLabelValues(cluster, n.Name).Set(float64(l))
 		}
 	}
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/pgaf-gitops/reconciler/desired"
 	"github.com/pgaf-gitops/reconciler/observe"
 	"github.com/pgaf-gitops/reconciler/reconcile"
+	"github.com/pgaf-gitops/reconciler/report"
 	"github.com/pgaf-gitops/reconciler/source"
 )
 
@@ -162,6 +163,7 @@ type Service struct {
 	parsedRev  string // the last revision parsed, and its problem
 	parsedErr  error
 	failures   int
+	events     map[string][]observe.Event // by cluster: the monitor events seen, for the failovers
 	loopAlive  chan struct{}
 	loopExited chan struct{}
 
@@ -209,6 +211,7 @@ func New(cfg Config) (*Service, error) {
 		log:        cfg.Log.With("instance", cfg.Instance),
 		trigger:    make(chan string, 1),
 		metrics:    newMetrics(),
+		events:     map[string][]observe.Event{},
 		loopAlive:  make(chan struct{}),
 		loopExited: make(chan struct{}),
 	}
@@ -445,7 +448,8 @@ func (s *Service) hooks(ctx context.Context, st *desired.State, log *slog.Logger
 	return Hooks{
 		Observed: func(obs *observe.Observation) {
 			s.metrics.observed(obs)
-			s.update(func(x *Status) { x.ObservedAt = obs.Time })
+			rep := s.report(st, obs)
+			s.update(func(x *Status) { x.ObservedAt = obs.Time; x.Report = rep })
 		},
 		BeforeStep: func(ctx context.Context, a reconcile.Action) error {
 			err := s.cfg.Lock.Hold(ctx, st, a.Cluster)
@@ -470,12 +474,50 @@ func (s *Service) hooks(ctx context.Context, st *desired.State, log *slog.Logger
 			s.metrics.actions.WithLabelValues(r.Action.Cluster, string(r.Action.Kind), result).Inc()
 			mu.Lock()
 			*steps = append(*steps, Step{Cluster: r.Action.Cluster, Node: r.Action.Node, Action: string(r.Action.Kind),
-				What: r.Action.Describe(), Duration: r.Duration.Round(time.Millisecond).String(), Error: r.Err})
+				What: r.Action.Describe(), Reason: r.Action.Reason, Evidence: r.Action.Evidence,
+				Duration: r.Duration.Round(time.Millisecond).String(), Error: r.Err})
 			cp := append([]Step(nil), *steps...)
 			mu.Unlock()
-			s.update(func(x *Status) { x.Steps = cp })
+			s.update(func(x *Status) {
+				x.Steps = cp
+				if x.Current != nil {
+					c := *x.Current
+					c.Steps = cp
+					x.Current = &c
+				}
+			})
 		},
 	}
+}
+
+// Bounds of what the status page keeps of the monitors' events.
+const (
+	// EventHistory is how many events of each cluster are kept to find
+	// failovers in (a failover of three nodes writes twenty or so).
+	EventHistory = 500
+	// FailoverHistory is how many failovers of each cluster are shown.
+	FailoverHistory = 10
+)
+
+// report builds the joined view of obs, its failovers read from every
+// event seen since the service started (the monitor hands out only its
+// newest observe.MonitorEventCount). Called from the loop goroutine.
+func (s *Service) report(st *desired.State, obs *observe.Observation) *report.Report {
+	rep := report.Build(st, obs)
+	seen := map[string]bool{}
+	for i := range rep.Clusters {
+		c := &rep.Clusters[i]
+		seen[c.Name] = true
+		s.events[c.Name] = report.MergeEvents(s.events[c.Name], c.Events, EventHistory)
+		f := report.Failovers(s.events[c.Name])
+		c.Failovers = f[max(0, len(f)-FailoverHistory):]
+	}
+	for name := range s.events {
+		if !seen[name] {
+			delete(s.events, name)
+		}
+	}
+	return &rep
 }
 
 // finish writes the status and metrics of a run and returns its class.
@@ -534,10 +576,19 @@ func (s *Service) finish(start time.Time, run *Run, problem, runErr error, plan 
 		msg = "converged on " + shortRev(s.goodRev.Revision)
 	}
 
-	run.Duration = dur.Round(time.Millisecond).String()
-	run.Result = string(class)
+	// A copy: Current, which readers may hold, points to run.
+	done := *run
+	done.Duration = dur.Round(time.Millisecond).String()
+	done.Result = string(class)
+	if s.good != nil {
+		done.Revision, done.Commit = s.goodRev.Revision, s.good.Commit
+	}
+	done.Steps = steps
+	if plan != nil {
+		done.Pending, done.Blocked = len(plan.Actions()), len(blocked(plan))
+	}
 	if err := errors.Join(problem, runErr); err != nil {
-		run.Error = err.Error()
+		done.Error = err.Error()
 	}
 	var driftBy map[string]int
 	if plan != nil {
@@ -568,7 +619,8 @@ func (s *Service) finish(start time.Time, run *Run, problem, runErr error, plan 
 	}
 	s.update(func(st *Status) {
 		st.Current = nil
-		st.LastRun = run
+		st.LastRun = &done
+		st.Runs = append([]Run{done}, st.Runs[:min(len(st.Runs), RunHistory-1)]...)
 		st.Condition, st.Reason, st.Message = cond, rsn, msg
 		st.Errors = nil
 		if len(invalid) > 0 {

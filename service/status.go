@@ -5,6 +5,7 @@ import (
 
 	"github.com/pgaf-gitops/reconciler/desired"
 	"github.com/pgaf-gitops/reconciler/reconcile"
+	"github.com/pgaf-gitops/reconciler/report"
 )
 
 // Conditions of the service, as /status reports them.
@@ -51,25 +52,43 @@ type Revision struct {
 	At time.Time `json:"at,omitzero"`
 }
 
+// RunHistory is how many finished runs Status.Runs keeps.
+const RunHistory = 20
+
 // Run is one reconcile run.
 type Run struct {
 	Trigger  string    `json:"trigger"`
 	Start    time.Time `json:"start"`
 	Duration string    `json:"duration,omitempty"`
+	// Revision and Commit are those of the desired state the run enforced
+	// (empty when none was in force).
+	Revision string `json:"revision,omitempty"`
+	Commit   string `json:"commit,omitempty"`
 	// Result is the class of its outcome: success, stalled, waiting,
 	// transient or interrupted.
 	Result string `json:"result,omitempty"`
 	Error  string `json:"error,omitempty"`
+	// Pending and Blocked count the actions and the blocked changes of the
+	// run's last plan: what was left to do (in dry-run, the drift) and
+	// what the guards held back.
+	Pending int `json:"pending_actions"`
+	Blocked int `json:"blocked_changes"`
+	// Steps are the actions the run executed, in order.
+	Steps []Step `json:"steps,omitempty"`
 }
 
 // Step is one executed action, for /status.
 type Step struct {
-	Cluster  string `json:"cluster"`
-	Node     string `json:"node"`
-	Action   string `json:"action"`
-	What     string `json:"what"`
-	Duration string `json:"duration"`
-	Error    string `json:"error,omitempty"`
+	Cluster string `json:"cluster"`
+	Node    string `json:"node"`
+	Action  string `json:"action"`
+	What    string `json:"what"`
+	// Reason and Evidence are the planner's: why the action was chosen,
+	// and the observations a disruptive one rests on.
+	Reason   string   `json:"reason,omitempty"`
+	Evidence []string `json:"evidence,omitempty"`
+	Duration string   `json:"duration"`
+	Error    string   `json:"error,omitempty"`
 }
 
 // Status is what /status returns: the service's record, written at the end
@@ -103,8 +122,15 @@ type Status struct {
 	LastPlan *reconcile.Result `json:"last_plan,omitempty"`
 	// Drift is the number of actions of LastPlan, by cluster.
 	Drift map[string]int `json:"drift,omitempty"`
-	// Steps are the actions the last run executed.
+	// Steps are the actions the last run executed (the current run's
+	// while one is in progress).
 	Steps []Step `json:"steps,omitempty"`
+	// Runs are the last RunHistory finished runs, newest first.
+	Runs []Run `json:"runs"`
+	// Report is the joined view of the last observation (what `reconciler
+	// status` prints), its failovers read from every event this instance
+	// has seen; orphaned volumes are not measured.
+	Report *report.Report `json:"report,omitempty"`
 	// ObservedAt is the time of the last observation; ObservationAge is how
 	// old it was when this status was read.
 	ObservedAt     time.Time `json:"observed_at,omitzero"`
@@ -114,11 +140,13 @@ type Status struct {
 }
 
 // clone copies the status deeply enough to be read outside the lock (the
-// plan and revisions are replaced, never modified in place).
+// plan, report, revisions and the runs' steps are replaced, never modified
+// in place).
 func (s *Status) clone() Status {
 	c := *s
 	c.Errors = append([]*desired.Error(nil), s.Errors...)
 	c.Steps = append([]Step(nil), s.Steps...)
+	c.Runs = append([]Run{}, s.Runs...)
 	c.LocksHeld = append([]string(nil), s.LocksHeld...)
 	if s.Drift != nil {
 		c.Drift = make(map[string]int, len(s.Drift))
