@@ -18,6 +18,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -762,6 +763,142 @@ func TestGitOpsRunOnLab(t *testing.T) {
 			t.Errorf("%s is %q after run, want running", victim, s)
 		}
 		waitGitopsStable(t, ctx, l, 3*time.Minute)
+	})
+
+	// The page and the metrics an on-call engineer has through a primary
+	// power cut: converged, during the failover (with a change committed
+	// for the powered-off node, blocked), and after. The no-primary
+	// alert's expression is true on the metrics scraped during the cut
+	// and false after.
+	t.Run("status_page_and_no_primary_alert_through_a_power_cut", func(t *testing.T) {
+		bin := chromium(t)
+		shots := filepath.Join(l.Dir, "artefacts")
+		// node2 on vm2 is the one to cut: vm3 holds the monitor.
+		promoteGitops(t, ctx, l, "node2")
+		in.webhook(t, r.secret)
+		in.waitStatus(t, ctx, time.Minute, "converged with node2 primary", func(st service.Status) bool {
+			return st.Condition == service.Ready && st.Current == nil && st.ObservedAt.After(time.Now().Add(-10*time.Second))
+		})
+		page := in.page(t, ctx)
+		for _, want := range []string{"node1", "node2", "node3", "<td>primary</td>", "<td>secondary</td>", `<td class="good">good</td>`} {
+			if !strings.Contains(page, want) {
+				t.Errorf("converged page lacks %q", want)
+			}
+		}
+		screenshot(t, ctx, bin, shots, in.url+"/", "page-1-converged")
+
+		var (
+			mu      sync.Mutex
+			samples []scrape
+		)
+		stop, sampled := make(chan struct{}), make(chan struct{})
+		go func() { // a scrape a second, and a run each time (SIGHUP)
+			defer close(sampled)
+			tick := time.NewTicker(time.Second)
+			defer tick.Stop()
+			for {
+				select {
+				case <-stop:
+					return
+				case <-tick.C:
+				}
+				if sc, err := in.clusterScrape(ctx, gitopsCluster); err == nil {
+					mu.Lock()
+					samples = append(samples, sc)
+					mu.Unlock()
+				}
+				_ = in.cmd.Process.Signal(syscall.SIGHUP)
+			}
+		}()
+		stopSampling := sync.OnceFunc(func() { close(stop); <-sampled })
+		defer stopSampling()
+		seen := func(cond func(scrape) bool) (scrape, bool) {
+			mu.Lock()
+			defer mu.Unlock()
+			for _, sc := range samples {
+				if cond(sc) {
+					return sc, true
+				}
+			}
+			return scrape{}, false
+		}
+
+		cut := time.Now()
+		if err := l.PowerOff(ctx, "vm2"); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = l.PowerOn(cleanupCtx(t), "vm2") })
+		d := base
+		d.priority = base.priority + 1
+		c := r.commit(d, true, "node2 priority while vm2 is off")
+		err := poll(ctx, 3*time.Minute, "no-primary alert expression true", func(ctx context.Context) (bool, string, error) {
+			sc, ok := seen(func(sc scrape) bool { return sc.at.After(cut) && sc.alertNoPrimary() })
+			return ok, sc.String(), nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		page = in.page(t, ctx)
+		// node2's health cell, and the change committed for it blocked.
+		for _, want := range []string{`<td class="bad">bad</td>`, "guard <code>vm_unobserved</code>"} {
+			if !strings.Contains(page, want) {
+				t.Errorf("page during the failover lacks %q", want)
+			}
+		}
+		screenshot(t, ctx, bin, shots, in.url+"/", "page-2-failover-and-blocked")
+		var promoted time.Time
+		err = poll(ctx, 3*time.Minute, "a new primary, and the expression false", func(ctx context.Context) (bool, string, error) {
+			nodes, err := monitorNodes(ctx, gitopsMonitorURI(l))
+			if err != nil {
+				return false, err.Error(), nil
+			}
+			for _, n := range nodes {
+				if n.Name != "node2" && (n.Reported == "wait_primary" || n.Reported == "primary") && promoted.IsZero() {
+					promoted = time.Now()
+				}
+			}
+			if promoted.IsZero() {
+				return false, summary(nodes), nil
+			}
+			sc, ok := seen(func(sc scrape) bool { return sc.at.After(promoted) && sc.primaries == 1 })
+			return ok, summary(nodes) + "; " + sc.String(), nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		stopSampling()
+		var window time.Duration
+		var first time.Time
+		for _, sc := range samples {
+			switch {
+			case sc.alertNoPrimary() && first.IsZero():
+				first = sc.at
+			case !sc.alertNoPrimary() && !first.IsZero() && window == 0:
+				window = sc.at.Sub(first)
+			}
+			if sc.primaries > 1 {
+				t.Errorf("scrape %s: more than one primary", sc)
+			}
+		}
+		t.Logf("no-primary expression true for %s of scrapes (%d scrapes a second apart); the alert waits 1m", window.Round(time.Second), len(samples))
+		checkRulesOnScrapes(t, shots, samples)
+
+		if err := l.PowerOn(ctx, "vm2"); err != nil {
+			t.Fatal(err)
+		}
+		in.webhook(t, r.secret)
+		in.waitStatus(t, ctx, 5*time.Minute, "the blocked change applied after power-on", applied(c))
+		base = d
+		waitGitopsStable(t, ctx, l, 3*time.Minute)
+		page = in.page(t, ctx)
+		if strings.Contains(page, "guard <code>vm_unobserved</code>") {
+			t.Errorf("page after the failover: still blocked")
+		}
+		// The failover in the history: from node2, to whichever node won.
+		if !strings.Contains(page, "<td>failover</td><td>node2</td>") {
+			t.Errorf("page after the failover: no failover from node2 in the history")
+		}
+		screenshot(t, ctx, bin, shots, in.url+"/", "page-3-after")
 	})
 
 	t.Run("measure_commit_to_first_action", func(t *testing.T) {

@@ -86,6 +86,8 @@ cmd_host_tools() {
 	command -v pg_autoctl >/dev/null || missing+=(postgresql-15 postgresql-15-auto-failover pg-auto-failover-cli)
 	# deploy/prometheus: the alerting rules are checked with promtool.
 	command -v promtool >/dev/null || missing+=(prometheus)
+	# e2e: the status page is screenshotted by headless Chromium.
+	command -v chromium >/dev/null || missing+=(chromium fonts-dejavu-core)
 	if [ ${#missing[@]} -gt 0 ]; then
 		log "installing host tools: ${missing[*]}"
 		apt_install $(printf '%s\n' "${missing[@]}" | sort -u)
