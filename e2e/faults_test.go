@@ -49,11 +49,25 @@ func promote(t *testing.T, ctx context.Context, l *Lab, node string) {
 	if p := waitStable(t, ctx, l, 3, 3*time.Minute); p.Name == node {
 		return
 	}
-	if err := execSQL(ctx, monitorURI(l), fmt.Sprintf(`SELECT pgautofailover.perform_promotion('default', '%s')`, node)); err != nil {
+	promoteOn(t, ctx, monitorURI(l), node)
+}
+
+// promoteOn makes node the primary of the 3-node cluster whose monitor is
+// uri (a switchover), unless it already is, and waits until it settles.
+func promoteOn(t *testing.T, ctx context.Context, uri, node string) {
+	t.Helper()
+	nodes, err := monitorNodes(ctx, uri)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p, ok := stable(nodes, 3); ok && p.Name == node {
+		return
+	}
+	if err := execSQL(ctx, uri, fmt.Sprintf(`SELECT pgautofailover.perform_promotion('default', '%s')`, node)); err != nil {
 		t.Fatalf("perform_promotion %s: %v", node, err)
 	}
-	err := poll(ctx, 3*time.Minute, node+" primary", func(ctx context.Context) (bool, string, error) {
-		nodes, err := monitorNodes(ctx, monitorURI(l))
+	err = poll(ctx, 3*time.Minute, node+" primary", func(ctx context.Context) (bool, string, error) {
+		nodes, err := monitorNodes(ctx, uri)
 		if err != nil {
 			return false, err.Error(), nil
 		}

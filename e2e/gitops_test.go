@@ -776,7 +776,7 @@ func TestGitOpsRunOnLab(t *testing.T) {
 		bin := chromium(t)
 		shots := filepath.Join(l.Dir, "artefacts")
 		// node2 on vm2 is the one to cut: vm3 holds the monitor.
-		promoteGitops(t, ctx, l, "node2")
+		promoteOn(t, ctx, gitopsMonitorURI(l), "node2")
 		in.webhook(t, r.secret)
 		in.waitStatus(t, ctx, time.Minute, "converged with node2 primary", func(st service.Status) bool {
 			return st.Condition == service.Ready && st.Current == nil && st.ObservedAt.After(time.Now().Add(-10*time.Second))

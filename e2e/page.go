@@ -108,33 +108,6 @@ func (in *instance) page(t *testing.T, ctx context.Context) string {
 	return body
 }
 
-// promoteGitops makes node the gitops cluster's primary (a switchover
-// through the monitor), unless it is already.
-func promoteGitops(t *testing.T, ctx context.Context, l *Lab, node string) {
-	t.Helper()
-	nodes, err := monitorNodes(ctx, gitopsMonitorURI(l))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if p, ok := stable(nodes, 3); ok && p.Name == node {
-		return
-	}
-	if err := execSQL(ctx, gitopsMonitorURI(l), fmt.Sprintf(`SELECT pgautofailover.perform_promotion('default', '%s')`, node)); err != nil {
-		t.Fatalf("perform_promotion %s: %v", node, err)
-	}
-	err = poll(ctx, 3*time.Minute, node+" primary", func(ctx context.Context) (bool, string, error) {
-		nodes, err := monitorNodes(ctx, gitopsMonitorURI(l))
-		if err != nil {
-			return false, err.Error(), nil
-		}
-		p, ok := stable(nodes, 3)
-		return ok && p.Name == node, summary(nodes), nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-}
-
 // checkRulesOnScrapes runs the shipped alerting rules over the series
 // scraped from the lab (one sample a second) with `promtool test rules`:
 // PgafNoPrimary fires only if the scraped no-primary window reached its
