@@ -161,7 +161,13 @@ func (p *planner) behindSince(ct *observe.Container, on, prim *observe.Node) tim
 // then stuck in catchingup on its old timeline). A running container is
 // left alone: a node being created has one before it registers.
 func (p *planner) droppedLeftover(n *desired.Node, ct *observe.Container, vol *observe.Volume, on *observe.Node) []string {
-	if on != nil || vol == nil || !p.monitorUp || len(p.nodes) == 0 || p.healthyPrimary(n.Name) == nil {
+	// Assigned dropped is the step before unregistered: a wipe's remove_node
+	// ran. Planning it as drift would start the container again on the old
+	// data (seen in CI: the primary's apply_settings after the drop moved
+	// its state-change time past the stop, so behindSince lost the
+	// evidence, and node2 sat in catchingup for 15 minutes).
+	dropped := on != nil && on.AssignedState == "dropped"
+	if (on != nil && !dropped) || vol == nil || !p.monitorUp || len(p.nodes) == 0 || p.healthyPrimary(n.Name) == nil {
 		return nil
 	}
 	if ct != nil && (ct.State == "running" || ct.State == "restarting") {
@@ -171,7 +177,11 @@ func (p *planner) droppedLeftover(n *desired.Node, ct *observe.Container, vol *o
 	if ct != nil {
 		what = "its container " + ct.State
 	}
-	return []string{fmt.Sprintf("%s is not registered on the monitor but its volume %s remains (%s): the rest of a wipe, or a node dropped by hand; its data cannot rejoin as it is", n.Name, vol.Name, what)}
+	state := "is not registered on the monitor"
+	if dropped {
+		state = fmt.Sprintf("is assigned dropped on the monitor (id %d)", on.ID)
+	}
+	return []string{fmt.Sprintf("%s %s but its volume %s remains (%s): the rest of a wipe, or a node dropped by hand; its data cannot rejoin as it is", n.Name, state, vol.Name, what)}
 }
 
 // lastEvent is the time of the newest monitor event about on, zero when the
