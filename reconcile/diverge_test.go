@@ -543,3 +543,48 @@ func testDivergedWipeOneStepAtATime(t *testing.T, timeline int) {
 		t.Fatalf("steps one at a time: %s\nwant: %s", got, want)
 	}
 }
+
+// A desired node that the monitor assigned dropped, with its container
+// stopped and its volume kept, is the rest of a wipe whose remove_node ran:
+// the wipe goes on (force remove, then container and volume), whatever
+// the primary's state-change time says. With the container running it is
+// left alone.
+func TestDroppedNodeWipeGoesOn(t *testing.T) {
+	for _, state := range []string{"exited", "running"} {
+		t.Run(state, func(t *testing.T) {
+			st := refState()
+			o := divergeObs(st)
+			n := monNode(o, "main", "node1")
+			n.Timeline = 2 // not behind: no other evidence
+			n.AssignedState = "dropped"
+			ct := containerOfNode(o, "node1")
+			ct.State = state
+			if state == "exited" {
+				ct.FinishedAt = o.Time.Add(-time.Second)
+			}
+			p := Plan(st, o)
+			var kinds []string
+			var first Action
+			for _, a := range p.Clusters[0].Actions {
+				if a.Node == "node1" {
+					if len(kinds) == 0 {
+						first = a
+					}
+					kinds = append(kinds, string(a.Kind))
+				}
+			}
+			if state == "running" {
+				if len(kinds) > 0 && first.Kind == RemoveNode {
+					t.Fatalf("a running dropped node was wiped: %v", kinds)
+				}
+				return
+			}
+			if len(kinds) == 0 || first.Kind != RemoveNode || !first.Force {
+				t.Fatalf("actions for node1 %v, want a forced remove_node first", kinds)
+			}
+			if ev := strings.Join(first.Evidence, "; "); !strings.Contains(ev, "assigned dropped on the monitor") {
+				t.Errorf("evidence %q, want it to say node1 is assigned dropped", ev)
+			}
+		})
+	}
+}
