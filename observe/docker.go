@@ -58,13 +58,17 @@ const pgUser = "postgres"
 // parameter that needs a restart is written but "could not be applied"),
 // the parameters pending a restart, and the parameters that take effect
 // only at a restart (pg_settings.context = 'postmaster': the server's own
-// list, whatever its major version).
+// list, whatever its major version), and the standbys streaming from it
+// (pg_stat_replication; see Standby for the lag).
 const PostgresQuery = `SELECT json_build_object(` +
 	`'start', pg_postmaster_start_time(), ` +
 	`'params', coalesce((SELECT json_object_agg(name, setting) FROM (SELECT DISTINCT ON (name) name, setting FROM pg_file_settings ` +
 	`WHERE sourcefile LIKE '%/postgresql.auto.conf' ORDER BY name, seqno DESC) s), '{}'), ` +
 	`'pending', coalesce((SELECT json_agg(name ORDER BY name) FROM pg_settings WHERE pending_restart), '[]'), ` +
-	`'postmaster', coalesce((SELECT json_agg(name ORDER BY name) FROM pg_settings WHERE context = 'postmaster'), '[]'))`
+	`'postmaster', coalesce((SELECT json_agg(name ORDER BY name) FROM pg_settings WHERE context = 'postmaster'), '[]'), ` +
+	`'standbys', coalesce((SELECT json_agg(json_build_object('name', application_name, 'state', state, 'sync_state', sync_state, ` +
+	`'replay_lag', extract(epoch FROM coalesce(replay_lag, CASE WHEN replay_lsn = sent_lsn THEN interval '0' END))) ` +
+	`ORDER BY application_name) FROM pg_stat_replication), '[]'))`
 
 // startSlack is how much earlier than its container a node's postmaster
 // may seem to have started (clock steps) and still be taken as its own.
@@ -528,10 +532,16 @@ func ReadPostgres(ctx context.Context, d Dialer, vm, user string, port int, star
 // parsePostgres reads the JSON PostgresQuery returns.
 func parsePostgres(raw []byte) *Postgres {
 	var r struct {
-		Start   string            `json:"start"`
-		Params  map[string]string `json:"params"`
-		Pending []string          `json:"pending"`
-		Restart []string          `json:"postmaster"`
+		Start    string            `json:"start"`
+		Params   map[string]string `json:"params"`
+		Pending  []string          `json:"pending"`
+		Restart  []string          `json:"postmaster"`
+		Standbys []struct {
+			Name      string   `json:"name"`
+			State     string   `json:"state"`
+			SyncState string   `json:"sync_state"`
+			ReplayLag *float64 `json:"replay_lag"`
+		} `json:"standbys"`
 	}
 	if err := json.Unmarshal(raw, &r); err != nil {
 		return &Postgres{Error: fmt.Sprintf("postgres answer: %v", err)}
@@ -545,6 +555,9 @@ func parsePostgres(raw []byte) *Postgres {
 	}
 	if len(pg.PendingRestart) == 0 {
 		pg.PendingRestart = nil
+	}
+	for _, sb := range r.Standbys {
+		pg.Standbys = append(pg.Standbys, Standby{Name: sb.Name, State: sb.State, SyncState: sb.SyncState, ReplayLagSeconds: sb.ReplayLag})
 	}
 	if t, err := time.Parse(time.RFC3339Nano, r.Start); err == nil {
 		pg.StartTime = t.UTC()

@@ -507,6 +507,10 @@ func TestParsePostgres(t *testing.T) {
 	}{
 		{"pending_restart", `{"start" : "2026-11-26T02:00:22.746392+00:00", "params" : { "synchronous_standby_names" : "", "work_mem" : "8MB", "max_connections" : "150" }, "pending" : ["max_connections"], "postmaster" : ["max_connections", "shared_buffers"]}`,
 			&Postgres{StartTime: start, Parameters: map[string]string{"synchronous_standby_names": "", "work_mem": "8MB", "max_connections": "150"}, PendingRestart: []string{"max_connections"}, RestartOnly: []string{"max_connections", "shared_buffers"}}},
+		{"primary_with_standbys", `{"start" : "2026-11-26T02:00:22.746392+00:00", "params" : {}, "pending" : [], "postmaster" : [], "standbys" : [{"name" : "pgautofailover_standby_2", "state" : "streaming", "sync_state" : "quorum", "replay_lag" : 0.001204}, {"name" : "pgautofailover_standby_3", "state" : "catchup", "sync_state" : "async", "replay_lag" : null}]}`,
+			&Postgres{StartTime: start, Standbys: []Standby{
+				{Name: "pgautofailover_standby_2", State: "streaming", SyncState: "quorum", ReplayLagSeconds: ptr(0.001204)},
+				{Name: "pgautofailover_standby_3", State: "catchup", SyncState: "async"}}}},
 		{"nothing_set", `{"start" : "2026-11-26T02:00:22.746392+00:00", "params" : {}, "pending" : []}`, &Postgres{StartTime: start}},
 		{"garbage", `{"start"`, &Postgres{Error: "postgres answer: unexpected end of JSON input"}},
 	}
@@ -518,3 +522,5 @@ func TestParsePostgres(t *testing.T) {
 		})
 	}
 }
+
+func ptr[T any](v T) *T { return &v }

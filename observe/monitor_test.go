@@ -310,6 +310,22 @@ func TestObserveMonitorReal(t *testing.T) {
 			t.Errorf("StartTime = %v, want this test's server start in UTC", pg.StartTime)
 		}
 
+		// The primary (node2) sees node1 streaming, under the name
+		// pg_auto_failover gives it; the standby sees no one.
+		var n1ID int64
+		for _, n := range observeNow(t, "default").Nodes {
+			if n.Name == "node1" {
+				n1ID = n.ID
+			}
+		}
+		if len(pg.Standbys) != 1 || pg.Standbys[0].Name != observe.StandbyName(n1ID) || pg.Standbys[0].State != "streaming" ||
+			pg.Standbys[0].ReplayLagSeconds == nil || *pg.Standbys[0].ReplayLagSeconds < 0 || *pg.Standbys[0].ReplayLagSeconds > 10 {
+			t.Errorf("Standbys of the primary = %+v, want node1 (%s) streaming with a replay lag of 0-10 s", pg.Standbys, observe.StandbyName(n1ID))
+		}
+		if sb := read(n1.Port, time.Time{}).Standbys; len(sb) != 0 {
+			t.Errorf("Standbys of the secondary = %+v, want none", sb)
+		}
+
 		// A server that started before the container did is another's.
 		if got := read(n2.Port, pg.StartTime.Add(time.Hour)); !strings.Contains(got.Error, "another container's server") || got.Parameters != nil {
 			t.Errorf("server older than its container: %+v, want an error and no parameters", got)

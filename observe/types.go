@@ -91,7 +91,30 @@ type Postgres struct {
 	// RestartOnly names the parameters that take effect only when the
 	// server restarts (pg_settings.context = 'postmaster'), sorted.
 	RestartOnly []string `json:"restart_only,omitempty"`
+	// Standbys are the rows of pg_stat_replication, ordered by name: on a
+	// primary, its streaming standbys as it sees them (empty elsewhere).
+	Standbys []Standby `json:"standbys,omitempty"`
 }
+
+// Standby is one standby streaming from a node's server, as that server's
+// pg_stat_replication shows it.
+type Standby struct {
+	// Name is the standby's application_name; pg_auto_failover names its
+	// standbys StandbyName(node id).
+	Name      string `json:"name"`
+	State     string `json:"state"`      // streaming, catchup, backup, ...
+	SyncState string `json:"sync_state"` // sync, quorum, potential or async
+	// ReplayLagSeconds is pg_stat_replication.replay_lag: how long the
+	// last WAL the standby replayed took from being written on the primary
+	// to being replayed there. It is 0 for a standby that replayed all the
+	// primary sent (PostgreSQL shows NULL once such a standby has been idle
+	// a while), nil while unknown.
+	ReplayLagSeconds *float64 `json:"replay_lag_seconds,omitempty"`
+}
+
+// StandbyName is the application_name pg_auto_failover gives the
+// replication connection of the node with id.
+func StandbyName(id int64) string { return "pgautofailover_standby_" + strconv.FormatInt(id, 10) }
 
 // Volume is one volume labelled as ours.
 type Volume struct {

@@ -55,6 +55,11 @@ type Row struct {
 	// for a node without a readable LSN, and unless the cluster has
 	// exactly one primary.
 	LagBytes *int64 `json:"replication_lag_bytes,omitempty"`
+	// LagSeconds is the node's replay lag as the one primary's
+	// pg_stat_replication shows it (see observe.Standby); nil for the
+	// primary, for a node the primary does not list, and when the
+	// primary's server was not read.
+	LagSeconds *float64 `json:"replication_lag_seconds,omitempty"`
 	// Sync is the monitor's replication_quorum of a node that is not the
 	// primary: "sync" when true (the node counts in the primary's
 	// synchronous quorum), "async" when false; "-" for a primary or a
@@ -101,6 +106,26 @@ func LagBytes(prim, n observe.Node) (lag int64, ok bool) {
 		return 0, false
 	}
 	return int64(p - min(p, l)), true
+}
+
+// ReplayLag is the replay lag in seconds of the node with id as the
+// pg_stat_replication of prim's server shows it, read from prim's
+// container in obs (see observe.Standby); ok is false when the server was
+// not read, does not list the node, or does not know its lag.
+func ReplayLag(obs *observe.Observation, cluster string, prim observe.Node, id int64) (seconds float64, ok bool) {
+	for _, vm := range obs.VMs {
+		for _, ct := range vm.Containers {
+			if ct.Cluster != cluster || ct.Node != prim.Name || ct.Postgres == nil {
+				continue
+			}
+			for _, sb := range ct.Postgres.Standbys {
+				if sb.Name == observe.StandbyName(id) && sb.ReplayLagSeconds != nil {
+					return *sb.ReplayLagSeconds, true
+				}
+			}
+		}
+	}
+	return 0, false
 }
 
 // Orphan is a volume of the cluster that no desired node or container owns.
@@ -215,6 +240,9 @@ func Build(st *desired.State, obs *observe.Observation) Report {
 						if lag, ok := LagBytes(prims[0], n); ok {
 							row.LagBytes = &lag
 						}
+						if lag, ok := ReplayLag(obs, c.Name, prims[0], n.ID); ok {
+							row.LagSeconds = &lag
+						}
 					}
 					if !n.StateChangeTime.IsZero() {
 						row.InState = obs.Time.Sub(n.StateChangeTime).Round(time.Second).String()
@@ -284,7 +312,7 @@ func (r Report) WriteText(w io.Writer) error {
 	for _, c := range r.Clusters {
 		fmt.Fprintf(&b, "\ncluster %s\nmonitor %s\n\n", c.Name, c.Monitor)
 		tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "NODE\tID\tVM:PORT\tCONTAINER\tIMAGE\tREPORTED\tASSIGNED\tTL:LSN\tLAG\tSYNC\tPRIO\tHEALTH\tIN STATE")
+		fmt.Fprintln(tw, "NODE\tID\tVM:PORT\tCONTAINER\tIMAGE\tREPORTED\tASSIGNED\tTL:LSN\tLAG\tREPLAY LAG\tSYNC\tPRIO\tHEALTH\tIN STATE")
 		for _, row := range c.Rows {
 			id, prio := "-", "-"
 			if row.NodeID != 0 {
@@ -294,8 +322,8 @@ func (r Report) WriteText(w io.Writer) error {
 			if img == "" {
 				img = "-"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", row.Node, id, row.Where, row.Container, img,
-				row.Reported, row.Assigned, row.TimelineLSN, row.Lag(), row.Sync, prio, row.Health, row.InState)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", row.Node, id, row.Where, row.Container, img,
+				row.Reported, row.Assigned, row.TimelineLSN, row.Lag(), row.ReplayLag(), row.Sync, prio, row.Health, row.InState)
 		}
 		tw.Flush()
 		switch {
@@ -346,6 +374,19 @@ func (r Row) Lag() string {
 		return "-"
 	}
 	return HumanBytes(*r.LagBytes)
+}
+
+// ReplayLag prints LagSeconds ("-" when unknown): milliseconds under a
+// second, else seconds with one decimal.
+func (r Row) ReplayLag() string {
+	switch {
+	case r.LagSeconds == nil:
+		return "-"
+	case *r.LagSeconds < 1:
+		return fmt.Sprintf("%d ms", int64(*r.LagSeconds*1000))
+	default:
+		return fmt.Sprintf("%.1f s", *r.LagSeconds)
+	}
 }
 
 // HumanBytes prints n in binary units ("1.5 GiB").

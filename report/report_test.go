@@ -97,7 +97,16 @@ func TestBuildLagSyncAndPrimaries(t *testing.T) {
 		return observe.Node{ID: id, Name: name, ReportedState: state, AssignedState: state, Timeline: 1, LSN: lsn,
 			Health: observe.HealthGood, ReplicationQuorum: quorum, CandidatePriority: prio, StateChangeTime: t0.Add(-time.Minute)}
 	}
-	obs := &observe.Observation{Time: t0, Clusters: []observe.Cluster{
+	lag := 0.0042
+	// The primary's server lists node2 (id 2) with a replay lag, node3 not
+	// at all; split's node1 (a second writer) lists node2 too.
+	primary := func(cluster string, standbys ...observe.Standby) observe.Container {
+		return observe.Container{Cluster: cluster, Node: "node1", State: "running", Postgres: &observe.Postgres{Standbys: standbys}}
+	}
+	obs := &observe.Observation{Time: t0, VMs: []observe.VM{{Name: "vm1", Reached: true, Containers: []observe.Container{
+		primary("main", observe.Standby{Name: observe.StandbyName(2), State: "streaming", ReplayLagSeconds: &lag}),
+		primary("split", observe.Standby{Name: observe.StandbyName(2), State: "streaming", ReplayLagSeconds: &lag}),
+	}}}, Clusters: []observe.Cluster{
 		{Name: "main", Monitor: observe.Monitor{Reached: true, Nodes: []observe.Node{
 			node(1, "node1", "primary", "0/3000100", true, 50),
 			node(2, "node2", "secondary", "0/3000000", true, 50),
@@ -110,20 +119,20 @@ func TestBuildLagSyncAndPrimaries(t *testing.T) {
 	}}
 	r := Build(st, obs)
 	type row struct {
-		Node, Sync string
-		Lag        string
-		Prio       int
+		Node, Sync     string
+		Lag, ReplayLag string
+		Prio           int
 	}
 	got := map[string][]row{}
 	for _, c := range r.Clusters {
 		for _, x := range c.Rows {
-			got[c.Name] = append(got[c.Name], row{x.Node, x.Sync, x.Lag(), x.CandidatePriority})
+			got[c.Name] = append(got[c.Name], row{x.Node, x.Sync, x.Lag(), x.ReplayLag(), x.CandidatePriority})
 		}
 	}
 	want := map[string][]row{
-		"main": {{"node1", "-", "-", 50}, {"node2", "sync", "256 B", 50}, {"node3", "async", "-", 0}},
+		"main": {{"node1", "-", "-", "-", 50}, {"node2", "sync", "256 B", "4 ms", 50}, {"node3", "async", "-", "-", 0}},
 		// Two writers: no lag against either, neither shown as a standby.
-		"split": {{"node1", "-", "-", 50}, {"node2", "-", "-", 50}},
+		"split": {{"node1", "-", "-", "-", 50}, {"node2", "-", "-", "-", 50}},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("rows (-want +got):\n%s", diff)
@@ -139,8 +148,8 @@ func TestBuildLagSyncAndPrimaries(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{
-		"TL:LSN        LAG    SYNC   PRIO  HEALTH",
-		"1:0/3000000   256 B  sync   50    good",
+		"TL:LSN        LAG    REPLAY LAG  SYNC   PRIO  HEALTH",
+		"1:0/3000000   256 B  4 ms        sync   50    good",
 		"failover node1 -> node2 at 2026-11-26 12:00:00Z: writes unavailable 31.9s",
 		"MORE THAN ONE PRIMARY: 2 nodes are writable",
 	} {

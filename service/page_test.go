@@ -83,6 +83,15 @@ func pageObservation(st *desired.State, unreached string) *observe.Observation {
 				CandidatePriority: n.CandidatePriority, ReplicationQuorum: n.ReplicationQuorum == nil || *n.ReplicationQuorum,
 				ReportTime: t0, StateChangeTime: t0.Add(-90 * time.Second), PGIsRunning: true})
 		}
+		// The primary's server lists every standby with a replay lag.
+		lag := 1.25
+		for ci := range vms[c.Nodes[0].VM].Containers {
+			if ct := &vms[c.Nodes[0].VM].Containers[ci]; ct.Cluster == c.Name && ct.Node == c.Nodes[0].Name {
+				for _, n := range mon.Nodes[1:] {
+					ct.Postgres.Standbys = append(ct.Postgres.Standbys, observe.Standby{Name: observe.StandbyName(n.ID), State: "streaming", ReplayLagSeconds: &lag})
+				}
+			}
+		}
 		mon.Events = failoverEvents(t0.Add(-2 * time.Minute))
 		o.Clusters = append(o.Clusters, observe.Cluster{Name: c.Name, Monitor: mon})
 	}
@@ -163,9 +172,10 @@ func TestStatusPageShowsWhatStatusPrintsAndWhatHappened(t *testing.T) {
 	text := pageText(page)
 	for _, want := range []string{
 		// The joined table: node, id, VM:port, container, image, reported,
-		// assigned, timeline:LSN, lag, sync, priority, health, time in state.
-		"node1 1 vm1:5432 running img:1 primary primary 2:0/3000100 - - 50 good 1m30s",
-		"node2 2 vm2:5432 unknown - secondary secondary 2:0/3000000 256 B sync 50 bad 1m30s",
+		// assigned, timeline:LSN, lag, replay lag, sync, priority, health,
+		// time in state.
+		"node1 1 vm1:5432 running img:1 primary primary 2:0/3000100 - - - 50 good 1m30s",
+		"node2 2 vm2:5432 unknown - secondary secondary 2:0/3000000 256 B 1.2 s sync 50 bad 1m30s",
 		"main primary node1 node2 256 B 1 0 node2 → node1 2m0s ago",
 		"main primary node1 monitor vm1:6432",
 		"NOT REACHED: VM vm2: ssh: dial tcp 10.0.0.12:22: connect: no route to host",
