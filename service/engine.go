@@ -16,8 +16,8 @@ import (
 
 // Hooks let the service see inside one plan or apply.
 type Hooks struct {
-	// Observed receives every observation taken.
-	Observed func(obs *observe.Observation)
+	// Observed receives every observation taken, and how long it took.
+	Observed func(obs *observe.Observation, took time.Duration)
 	// BeforeStep runs before each step; an error stops the apply there.
 	BeforeStep func(ctx context.Context, a reconcile.Action) error
 	// AfterStep receives each executed step.
@@ -74,9 +74,10 @@ func (e *LiveEngine) executor(st *desired.State) (*actuators.SSHExecutor, error)
 
 func (e *LiveEngine) observer(st *desired.State, ex *actuators.SSHExecutor, h Hooks) func(ctx context.Context) *observe.Observation {
 	return func(ctx context.Context) *observe.Observation {
+		start := time.Now()
 		obs := observe.Observe(ctx, st, ex, observe.Options{Timeout: e.ObserveTimeout})
 		if h.Observed != nil {
-			h.Observed(obs)
+			h.Observed(obs, time.Since(start))
 		}
 		return obs
 	}

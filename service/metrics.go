@@ -1,6 +1,8 @@
 package service
 
 import (
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
@@ -12,31 +14,43 @@ import (
 // metrics are the service's Prometheus metrics, on its own registry (no
 // global state).
 type metrics struct {
-	reg         *prometheus.Registry
-	runs        *prometheus.CounterVec
-	duration    prometheus.Histogram
-	lastSuccess prometheus.Gauge
-	drift       *prometheus.GaugeVec
-	actions     *prometheus.CounterVec
-	nodeState   *prometheus.GaugeVec
-	nodeHealthy *prometheus.GaugeVec
-	observedAt  prometheus.Gauge
-	revision    *prometheus.GaugeVec
-	condition   *prometheus.GaugeVec
-	lockHeld    *prometheus.GaugeVec
-	webhook     *prometheus.CounterVec
-	fetchErrors prometheus.Counter
-	triggers    *prometheus.CounterVec
-	failures    prometheus.Gauge
-	monitorUp   *prometheus.GaugeVec
-	primaries   *prometheus.GaugeVec
-	lagBytes    *prometheus.GaugeVec
-	blocked     *prometheus.GaugeVec
+	reg          *prometheus.Registry
+	runs         *prometheus.CounterVec
+	duration     prometheus.Histogram
+	lastSuccess  prometheus.Gauge
+	drift        *prometheus.GaugeVec
+	actions      *prometheus.CounterVec
+	nodeState    *prometheus.GaugeVec
+	nodeHealthy  *prometheus.GaugeVec
+	observedAt   prometheus.Gauge
+	revision     *prometheus.GaugeVec
+	condition    *prometheus.GaugeVec
+	lockHeld     *prometheus.GaugeVec
+	webhook      *prometheus.CounterVec
+	fetchErrors  prometheus.Counter
+	triggers     *prometheus.CounterVec
+	failures     prometheus.Gauge
+	monitorUp    *prometheus.GaugeVec
+	primaries    *prometheus.GaugeVec
+	lagBytes     *prometheus.GaugeVec
+	lagSeconds   *prometheus.GaugeVec
+	blocked      *prometheus.GaugeVec
+	observeTime  prometheus.Histogram
+	failovers    *prometheus.CounterVec
+	lastFailover *prometheus.GaugeVec
+
+	// started is when the service started: failovers that ended before it
+	// are history the monitor still holds, not counted.
+	started time.Time
+	// counted is, per cluster, the end of the newest failover counted.
+	counted map[string]time.Time
 }
 
-func newMetrics() *metrics {
+func newMetrics(started time.Time) *metrics {
 	m := &metrics{
-		reg: prometheus.NewRegistry(),
+		started: started,
+		counted: map[string]time.Time{},
+		reg:     prometheus.NewRegistry(),
 		runs: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "pgaf_reconcile_runs_total",
 			Help: "Reconcile runs, by result: success, stalled, waiting, transient, interrupted.",
@@ -110,6 +124,23 @@ func newMetrics() *metrics {
 			Name: "pgaf_node_replication_lag_bytes",
 			Help: "WAL bytes a standby is behind the one primary, from the LSNs the keepers last reported to the monitor; absent unless there is exactly one primary.",
 		}, []string{"cluster", "node"}),
+		lagSeconds: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "pgaf_node_replication_lag_seconds",
+			Help: "Replay lag of a standby as the one primary's pg_stat_replication shows it (0 when it replayed all it was sent); absent when the primary's server was not read or does not list the standby.",
+		}, []string{"cluster", "node"}),
+		observeTime: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "pgaf_observation_duration_seconds",
+			Help:    "Duration of observations: every VM's Docker and node servers and every cluster's monitor, in parallel.",
+			Buckets: []float64{0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30},
+		}),
+		failovers: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pgaf_failovers_total",
+			Help: "Changes of primary completed since the service started, as the monitor's events show them, by kind: failover (the old primary was marked unhealthy) or switchover.",
+		}, []string{"cluster", "kind"}),
+		lastFailover: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "pgaf_last_failover_timestamp_seconds",
+			Help: "Unix time at which the newest change of primary in the monitor's events completed; absent when the events kept show none.",
+		}, []string{"cluster"}),
 		blocked: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "pgaf_blocked_changes",
 			Help: "Changes the last plan of each cluster leaves blocked, by the guard that blocks them.",
@@ -117,19 +148,22 @@ func newMetrics() *metrics {
 	}
 	m.reg.MustRegister(m.runs, m.duration, m.lastSuccess, m.drift, m.actions, m.nodeState, m.nodeHealthy,
 		m.observedAt, m.revision, m.condition, m.lockHeld, m.webhook, m.fetchErrors, m.triggers, m.failures,
-		m.monitorUp, m.primaries, m.lagBytes, m.blocked,
+		m.monitorUp, m.primaries, m.lagBytes, m.lagSeconds, m.blocked, m.observeTime, m.failovers, m.lastFailover,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
 
-// observed records the monitor's view of each cluster and node.
-func (m *metrics) observed(obs *observe.Observation) {
+// observed records the monitor's view of each cluster and node, and how
+// long the observation took.
+func (m *metrics) observed(obs *observe.Observation, took time.Duration) {
 	m.observedAt.Set(float64(obs.Time.UnixMilli()) / 1000)
+	m.observeTime.Observe(took.Seconds())
 	m.nodeState.Reset()
 	m.nodeHealthy.Reset()
 	m.monitorUp.Reset()
 	m.primaries.Reset()
 	m.lagBytes.Reset()
+	m.lagSeconds.Reset()
 	for _, c := range obs.Clusters {
 		up := 0.0
 		if c.Monitor.Reached {
@@ -142,7 +176,7 @@ func (m *metrics) observed(obs *observe.Observation) {
 		prims := report.Primaries(c.Monitor.Nodes)
 		m.primaries.WithLabelValues(c.Name).Set(float64(len(prims)))
 		if len(prims) == 1 {
-			m.lag(c.Name, prims[0], c.Monitor.Nodes)
+			m.lag(obs, c.Name, prims[0], c.Monitor.Nodes)
 		}
 		for _, n := range c.Monitor.Nodes {
 			m.nodeState.WithLabelValues(c.Name, n.Name, n.ReportedState, n.AssignedState).Set(1)
@@ -156,14 +190,40 @@ func (m *metrics) observed(obs *observe.Observation) {
 }
 
 // lag records how far each other node's LSN is behind the primary's
-// (report.LagBytes); a node without a readable LSN is left out.
-func (m *metrics) lag(cluster string, prim observe.Node, nodes []observe.Node) {
+// (report.LagBytes) and its replay lag (report.ReplayLag); what is not
+// known is left out.
+func (m *metrics) lag(obs *observe.Observation, cluster string, prim observe.Node, nodes []observe.Node) {
 	for _, n := range nodes {
 		if n.Name == prim.Name {
 			continue
 		}
 		if l, ok := report.LagBytes(prim, n); ok {
 			m.lagBytes.WithLabelValues(cluster, n.Name).Set(float64(l))
+		}
+		if l, ok := report.ReplayLag(obs, cluster, prim, n.ID); ok {
+			m.lagSeconds.WithLabelValues(cluster, n.Name).Set(l)
+		}
+	}
+}
+
+// changesOfPrimary records the failovers and switchovers of each cluster
+// in fs (the changes of primary its kept events show, oldest first):
+// each completed one that ended after the service started and after the
+// newest already counted is counted once, and the newest's end is the
+// last failover's time. A cluster no longer shown keeps its counter (a
+// counter does not go down) but loses its timestamp.
+func (m *metrics) changesOfPrimary(fs map[string][]report.Failover) {
+	m.lastFailover.Reset()
+	for cluster, list := range fs {
+		for _, f := range list {
+			if f.End.IsZero() {
+				continue
+			}
+			m.lastFailover.WithLabelValues(cluster).Set(float64(f.End.UnixMilli()) / 1000)
+			if f.End.After(m.started) && f.End.After(m.counted[cluster]) {
+				m.failovers.WithLabelValues(cluster, f.Kind).Inc()
+				m.counted[cluster] = f.End
+			}
 		}
 	}
 }

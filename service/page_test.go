@@ -135,12 +135,12 @@ type observingEngine struct {
 }
 
 func (e observingEngine) Plan(ctx context.Context, st *desired.State, h Hooks) (*reconcile.Result, error) {
-	h.Observed(e.obs(st))
+	h.Observed(e.obs(st), 80*time.Millisecond)
 	return e.fakeEngine.Plan(ctx, st, h)
 }
 
 func (e observingEngine) Apply(ctx context.Context, st *desired.State, h Hooks) (*actuators.Outcome, error) {
-	h.Observed(e.obs(st))
+	h.Observed(e.obs(st), 80*time.Millisecond)
 	return e.fakeEngine.Apply(ctx, st, h)
 }
 

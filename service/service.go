@@ -210,7 +210,7 @@ func New(cfg Config) (*Service, error) {
 		cfg:        cfg,
 		log:        cfg.Log.With("instance", cfg.Instance),
 		trigger:    make(chan string, 1),
-		metrics:    newMetrics(),
+		metrics:    newMetrics(cfg.Now()),
 		events:     map[string][]observe.Event{},
 		loopAlive:  make(chan struct{}),
 		loopExited: make(chan struct{}),
@@ -446,8 +446,8 @@ func shortRev(r string) string {
 func (s *Service) hooks(ctx context.Context, st *desired.State, log *slog.Logger, steps *[]Step) Hooks {
 	var mu sync.Mutex
 	return Hooks{
-		Observed: func(obs *observe.Observation) {
-			s.metrics.observed(obs)
+		Observed: func(obs *observe.Observation, took time.Duration) {
+			s.metrics.observed(obs, took)
 			rep := s.report(st, obs)
 			s.update(func(x *Status) { x.ObservedAt = obs.Time; x.Report = rep })
 		},
@@ -505,13 +505,16 @@ const (
 func (s *Service) report(st *desired.State, obs *observe.Observation) *report.Report {
 	rep := report.Build(st, obs)
 	seen := map[string]bool{}
+	all := map[string][]report.Failover{}
 	for i := range rep.Clusters {
 		c := &rep.Clusters[i]
 		seen[c.Name] = true
 		s.events[c.Name] = report.MergeEvents(s.events[c.Name], c.Events, EventHistory)
 		f := report.Failovers(s.events[c.Name])
+		all[c.Name] = f
 		c.Failovers = f[max(0, len(f)-FailoverHistory):]
 	}
+	s.metrics.changesOfPrimary(all)
 	for name := range s.events {
 		if !seen[name] {
 			delete(s.events, name)
