@@ -19,8 +19,10 @@ const (
 )
 
 // MonitorEventCount is how many of the newest monitor events an
-// observation keeps.
-const MonitorEventCount = 20
+// observation keeps: enough that a failover and the rejoin after it (on
+// three nodes, 40 events or so) fit between two observations a minute
+// apart, so the page's history sees where each change of primary began.
+const MonitorEventCount = 100
 
 // MonitorConnString returns the URI the reconciler uses to reach a monitor:
 // user autoctl_node, database pg_auto_failover. An empty sslmode leaves

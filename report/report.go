@@ -349,13 +349,21 @@ func (r Report) WriteText(w io.Writer) error {
 		}
 		if len(c.Events) > 0 {
 			b.WriteString("\nrecent monitor events:\n")
-			for _, e := range c.Events {
+			for _, e := range c.RecentEvents() {
 				fmt.Fprintf(&b, "  %s  %-8s %s\n", e.Time.UTC().Format("15:04:05"), e.NodeName, e.Description)
 			}
 		}
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// ShownEvents is how many of the newest events status and the page show.
+const ShownEvents = 20
+
+// RecentEvents are the newest ShownEvents of c.Events, oldest first.
+func (c Cluster) RecentEvents() []observe.Event {
+	return c.Events[max(0, len(c.Events)-ShownEvents):]
 }
 
 // registered reports whether the monitor knows any node of c.

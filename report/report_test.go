@@ -3,6 +3,7 @@ package report
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -176,5 +177,24 @@ func TestBuildMonitorNotReached(t *testing.T) {
 	}
 	if strings.Contains(b.String(), "PRIMARY") {
 		t.Errorf("no monitor reached, yet a primary count is printed:\n%s", b.String())
+	}
+}
+
+// status prints the newest ShownEvents events; the report keeps them all
+// (the page's failover history reads them).
+func TestStatusShowsTheNewestEvents(t *testing.T) {
+	c := Cluster{Name: "main"}
+	for i := range ShownEvents + 5 {
+		c.Events = append(c.Events, observe.Event{ID: int64(i + 1), Time: t0.Add(time.Duration(i) * time.Second), NodeName: "node1",
+			Description: fmt.Sprintf("event number %d.", i+1)})
+	}
+	var b strings.Builder
+	if err := (Report{Clusters: []Cluster{c}}).WriteText(&b); err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= ShownEvents+5; i++ {
+		if shown, want := strings.Contains(b.String(), fmt.Sprintf("event number %d.", i)), i > 5; shown != want {
+			t.Errorf("event %d shown %v, want %v:\n%s", i, shown, want, b.String())
+		}
 	}
 }

@@ -52,7 +52,7 @@ func newPageData(st Status, now time.Time) *pageData {
 		}
 	}
 	for _, c := range st.Report.Clusters {
-		pc := pageCluster{Cluster: c, Pending: pending[c.Name], Events: slices.Clone(c.Events), Failovers: slices.Clone(c.Failovers)}
+		pc := pageCluster{Cluster: c, Pending: pending[c.Name], Events: slices.Clone(c.RecentEvents()), Failovers: slices.Clone(c.Failovers)}
 		slices.Reverse(pc.Events)
 		slices.Reverse(pc.Failovers)
 		for _, r := range c.Rows {
