@@ -9,7 +9,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
@@ -273,57 +272,10 @@ func checkExplanation(t *testing.T, st *desired.State, obs *observe.Observation,
 // observations: nodes in any state, unhealthy, on other timelines, VMs
 // and the monitor out of reach, containers stopped or changed.
 func TestExplainGenerated(t *testing.T) {
-	states := []string{"single", "primary", "secondary", "wait_primary", "catchingup", "draining", "maintenance", "wait_maintenance", "dropped"}
 	rng := rand.New(rand.NewPCG(3, 4))
 	explained := 0
 	for i := range 400 {
-		st := refState()
-		c := &st.Clusters[0]
-		if rng.IntN(3) == 0 {
-			c.Diverged.Policy = "auto"
-		}
-		if rng.IntN(4) == 0 {
-			c.PostgreSQLParameters = map[string]string{"max_connections": "150"}
-		}
-		obs := converged(st)
-		if rng.IntN(5) == 0 {
-			c.Nodes = c.Nodes[:2]
-		}
-		for j := range obs.Clusters[0].Monitor.Nodes {
-			n := &obs.Clusters[0].Monitor.Nodes[j]
-			if rng.IntN(3) == 0 {
-				n.ReportedState = states[rng.IntN(len(states))]
-			}
-			if rng.IntN(4) == 0 {
-				n.AssignedState = states[rng.IntN(len(states))]
-			}
-			if rng.IntN(4) == 0 {
-				n.Health, n.PGIsRunning = observe.HealthBad, false
-			}
-			n.Timeline = 1 + rng.IntN(2)
-			n.StateChangeTime = obs.Time.Add(-time.Duration(rng.IntN(20)) * time.Minute)
-		}
-		for j := range obs.VMs {
-			vm := &obs.VMs[j]
-			if rng.IntN(8) == 0 {
-				vm.Reached, vm.Error, vm.Containers, vm.Volumes = false, "dial tcp: i/o timeout", nil, nil
-			}
-			for k := range vm.Containers {
-				ct := &vm.Containers[k]
-				if rng.IntN(6) == 0 {
-					ct.State = "exited"
-				}
-				if rng.IntN(6) == 0 {
-					ct.SpecHash = "0000000000000000"
-				}
-				if rng.IntN(8) == 0 {
-					ct.LogEvidence = []string{"FATAL: a", "FATAL: b"}
-				}
-			}
-		}
-		if rng.IntN(8) == 0 {
-			obs.Clusters[0].Monitor = observe.Monitor{Reached: false, Error: "connection refused"}
-		}
+		st, obs := generatedCase(rng)
 		for _, node := range []string{"node1", "node2", "node3"} {
 			e, err := Explain(st, obs, "main", node)
 			if err != nil {

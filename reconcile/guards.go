@@ -21,20 +21,21 @@ func (p *planner) healthyPrimary(except string) *observe.Node {
 }
 
 // guardReplace checks the guards of a disruptive, non-destructive change
-// of a secondary's container.
-func (p *planner) guardReplace(name string) bool {
+// of a secondary's container: what says which ("container must be
+// replaced", "server must be restarted").
+func (p *planner) guardReplace(name, what string) bool {
 	prim := p.healthyPrimary(name)
 	if prim == nil {
 		if on := p.monitorNode(name); on != nil && (on.ReportedState == "single") {
 			p.pass(name, GuardNoHealthyPrimary, func() string { return name + " is single: no other node to protect" })
 			return true // a lone node: nobody else to protect
 		}
-		p.block(name, GuardNoHealthyPrimary, fmt.Sprintf("%s's container must be replaced, but no other node is a healthy primary", name))
+		p.block(name, GuardNoHealthyPrimary, fmt.Sprintf("%s's %s, but no other node is a healthy primary", name, what))
 		return false
 	}
 	p.pass(name, GuardNoHealthyPrimary, func() string { return prim.Name + " is a healthy primary" })
 	if other := p.unsettledOther(name); other != "" {
-		p.block(name, GuardInFlight, fmt.Sprintf("%s's container must be replaced, but %s", name, other))
+		p.block(name, GuardInFlight, fmt.Sprintf("%s's %s, but %s", name, what, other))
 		return false
 	}
 	p.pass(name, GuardInFlight, func() string { return "every other node is settled and healthy" })

@@ -100,7 +100,7 @@ func (p *planner) planNode(n *desired.Node, gate bool) bool {
 			p.roll(n, on, true, "drift", fmt.Sprintf("%s's container differs from its spec; replaced on the same volume (same node id, same data)", n.Name), ev)
 			return true
 		}
-		if !p.guardReplace(n.Name) {
+		if !p.guardReplace(n.Name, whatReplace) {
 			return false
 		}
 		if p.add(Action{Kind: ReplaceContainer, Node: n.Name, VM: n.VM, Trigger: "drift", Spec: &spec, Disruptive: true, Evidence: ev,

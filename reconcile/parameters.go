@@ -129,6 +129,22 @@ func (p *planner) restartFor(n *desired.Node, ct *observe.Container) []string {
 	return slices.Compact(names)
 }
 
+// replacing reports whether this plan already takes node's container
+// through maintenance or replaces it, or holds that back: a new container
+// starts with the parameters, so no restart of its own is planned, nor
+// blocked a second time.
+func (p *planner) replacing(node string) bool {
+	if p.planned(ReplaceContainer, node) || p.planned(EnableMaintenance, node) {
+		return true
+	}
+	for _, b := range p.out.Blocked {
+		if b.Node == node {
+			return true
+		}
+	}
+	return false
+}
+
 // planRestarts restarts, one node per plan, the servers whose parameters
 // need it: secondaries through maintenance, the primary last after a
 // switchover that pg_auto_failover performs.
@@ -141,7 +157,7 @@ func (p *planner) planRestarts(nodes []*desired.Node) {
 	for _, n := range nodes {
 		on := p.monitorNode(n.Name)
 		ct, _ := p.container(n.VM, n.Name)
-		if on == nil || ct == nil || ct.State != "running" || !p.vmReached(n.VM) || inMaintenance(on) {
+		if on == nil || ct == nil || ct.State != "running" || !p.vmReached(n.VM) || inMaintenance(on) || p.replacing(n.Name) {
 			continue
 		}
 		names := p.restartFor(n, ct)

@@ -218,6 +218,16 @@ func checkInvariants(t *testing.T, obs *observe.Observation, p *Result) {
 	t.Helper()
 	for _, c := range p.Clusters {
 		oc := findObsCluster(obs, c.Name)
+		// A node is blocked at most once by each guard: a reader counts
+		// the lines, and a node whose container waits to be replaced does
+		// not wait a second time to be restarted.
+		seen := map[[2]string]string{}
+		for _, b := range c.Blocked {
+			if r, dup := seen[[2]string{b.Node, b.Guard}]; dup {
+				t.Errorf("cluster %s: %s blocked twice by %s: %q and %q", c.Name, b.Node, b.Guard, r, b.Reason)
+			}
+			seen[[2]string{b.Node, b.Guard}] = b.Reason
+		}
 		target := ""
 		for i, a := range c.Actions {
 			if a.Disruptive || a.Destructive {
@@ -295,83 +305,95 @@ func TestConvergedIsEmpty(t *testing.T) {
 	}
 }
 
+// generatedStates are the states a generated case gives nodes at random.
+var generatedStates = []string{"single", "primary", "secondary", "wait_primary", "wait_standby", "catchingup", "draining",
+	"demote_timeout", "demoted", "prepare_promotion", "stop_replication", "maintenance", "wait_maintenance", "report_lsn", "dropped"}
+
+// generatedCase is a random desired state and observation drawn from rng:
+// the reference cluster, converged, then states, health, timelines,
+// tokens, policies, removed nodes, parameters, unreachable VMs, container
+// states, spec hashes, log evidence, restart counts, servers and a monitor
+// not reached, each changed at random.
+func generatedCase(rng *rand.Rand) (*desired.State, *observe.Observation) {
+	st := refState()
+	c := &st.Clusters[0]
+	obs := converged(st)
+	oc := &obs.Clusters[0]
+	for j := range oc.Monitor.Nodes {
+		n := &oc.Monitor.Nodes[j]
+		if rng.IntN(3) == 0 {
+			n.ReportedState = generatedStates[rng.IntN(len(generatedStates))]
+		}
+		if rng.IntN(4) == 0 {
+			n.AssignedState = generatedStates[rng.IntN(len(generatedStates))]
+		}
+		if rng.IntN(4) == 0 {
+			n.Health = []string{observe.HealthBad, observe.HealthUnknown}[rng.IntN(2)]
+		}
+		n.Timeline = 1 + rng.IntN(3)
+		n.StateChangeTime = obs.Time.Add(-time.Duration(rng.IntN(20)) * time.Minute)
+	}
+	if rng.IntN(5) == 0 {
+		c.Nodes[rng.IntN(3)].Rebuild = "token-" + fmt.Sprint(rng.IntN(3))
+	}
+	if rng.IntN(5) == 0 {
+		c.Diverged.Policy = "auto"
+	}
+	if rng.IntN(6) == 0 {
+		k := rng.IntN(3)
+		c.Nodes = slices.Delete(c.Nodes, k, k+1)
+	}
+	if rng.IntN(6) == 0 {
+		c.RemovedNodeData = "delete"
+	}
+	if rng.IntN(4) == 0 {
+		c.PostgreSQLParameters = map[string]string{"max_connections": "150", "work_mem": "8MB"}
+	}
+	for j := range obs.VMs {
+		vm := &obs.VMs[j]
+		if rng.IntN(8) == 0 {
+			vm.Reached, vm.Error, vm.Containers, vm.Volumes = false, "dial tcp: i/o timeout", nil, nil
+		}
+		for k := range vm.Containers {
+			ct := &vm.Containers[k]
+			if rng.IntN(6) == 0 {
+				ct.State = []string{"exited", "restarting", "created"}[rng.IntN(3)]
+			}
+			if rng.IntN(6) == 0 {
+				ct.SpecHash = "0000000000000000"
+			}
+			if rng.IntN(8) == 0 {
+				ct.LogEvidence = []string{"FATAL: requested timeline 2 is not a child of this server's history"}
+			}
+			ct.RestartCount = rng.IntN(7)
+			if ct.Postgres != nil {
+				switch rng.IntN(6) {
+				case 0:
+					ct.Postgres = nil
+				case 1:
+					ct.Postgres.PendingRestart = []string{"max_connections"}
+				case 2:
+					ct.Postgres.Parameters = map[string]string{"max_connections": "150"}
+				}
+			}
+			if rng.IntN(8) == 0 {
+				ct.StartedAt = obs.Time.Add(-time.Duration(rng.IntN(20)) * time.Minute)
+			}
+		}
+	}
+	if rng.IntN(8) == 0 {
+		oc.Monitor = observe.Monitor{Reached: false, Error: "connection refused"}
+	}
+	return st, obs
+}
+
 // TestGeneratedObservations plans over many random observations and
 // checks the invariants, then that simulation converges when every VM and
 // the monitor are reachable.
 func TestGeneratedObservations(t *testing.T) {
-	states := []string{"single", "primary", "secondary", "wait_primary", "wait_standby", "catchingup", "draining",
-		"demote_timeout", "demoted", "prepare_promotion", "stop_replication", "maintenance", "report_lsn", "dropped"}
 	rng := rand.New(rand.NewPCG(1, 2))
 	for i := range 3000 {
-		st := refState()
-		c := &st.Clusters[0]
-		obs := converged(st)
-		oc := &obs.Clusters[0]
-		for j := range oc.Monitor.Nodes {
-			n := &oc.Monitor.Nodes[j]
-			if rng.IntN(3) == 0 {
-				n.ReportedState = states[rng.IntN(len(states))]
-			}
-			if rng.IntN(4) == 0 {
-				n.AssignedState = states[rng.IntN(len(states))]
-			}
-			if rng.IntN(4) == 0 {
-				n.Health = []string{observe.HealthBad, observe.HealthUnknown}[rng.IntN(2)]
-			}
-			n.Timeline = 1 + rng.IntN(3)
-			n.StateChangeTime = obs.Time.Add(-time.Duration(rng.IntN(20)) * time.Minute)
-		}
-		if rng.IntN(5) == 0 {
-			c.Nodes[rng.IntN(3)].Rebuild = "token-" + fmt.Sprint(rng.IntN(3))
-		}
-		if rng.IntN(5) == 0 {
-			c.Diverged.Policy = "auto"
-		}
-		if rng.IntN(6) == 0 {
-			k := rng.IntN(3)
-			c.Nodes = slices.Delete(c.Nodes, k, k+1)
-		}
-		if rng.IntN(6) == 0 {
-			c.RemovedNodeData = "delete"
-		}
-		if rng.IntN(4) == 0 {
-			c.PostgreSQLParameters = map[string]string{"max_connections": "150", "work_mem": "8MB"}
-		}
-		for j := range obs.VMs {
-			vm := &obs.VMs[j]
-			if rng.IntN(8) == 0 {
-				vm.Reached, vm.Error, vm.Containers, vm.Volumes = false, "dial tcp: i/o timeout", nil, nil
-			}
-			for k := range vm.Containers {
-				ct := &vm.Containers[k]
-				if rng.IntN(6) == 0 {
-					ct.State = []string{"exited", "restarting", "created"}[rng.IntN(3)]
-				}
-				if rng.IntN(6) == 0 {
-					ct.SpecHash = "0000000000000000"
-				}
-				if rng.IntN(8) == 0 {
-					ct.LogEvidence = []string{"FATAL: requested timeline 2 is not a child of this server's history"}
-				}
-				ct.RestartCount = rng.IntN(7)
-				if ct.Postgres != nil {
-					switch rng.IntN(6) {
-					case 0:
-						ct.Postgres = nil
-					case 1:
-						ct.Postgres.PendingRestart = []string{"max_connections"}
-					case 2:
-						ct.Postgres.Parameters = map[string]string{"max_connections": "150"}
-					}
-				}
-				if rng.IntN(8) == 0 {
-					ct.StartedAt = obs.Time.Add(-time.Duration(rng.IntN(20)) * time.Minute)
-				}
-			}
-		}
-		if rng.IntN(8) == 0 {
-			oc.Monitor = observe.Monitor{Reached: false, Error: "connection refused"}
-		}
+		st, obs := generatedCase(rng)
 		p := Plan(st, obs)
 		t.Run(fmt.Sprint(i), func(t *testing.T) {
 			checkInvariants(t, obs, p)

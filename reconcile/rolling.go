@@ -60,6 +60,12 @@ func (p *planner) switchover(name, trigger, reason string) {
 	}
 }
 
+// What guardReplace guards, in its reasons.
+const (
+	whatReplace = "container must be replaced"
+	whatRestart = "server must be restarted"
+)
+
 // The maintenance states of pg_auto_failover: a secondary asked to enter
 // maintenance is assigned wait_maintenance or maintenance.
 const stateMaintenance = "maintenance"
@@ -87,7 +93,11 @@ func (p *planner) waitMaintenance(n *desired.Node, trigger, reason string) {
 // observation (planMaintenance), so an interruption resumes where it
 // stopped; the next node is touched only once this one is ready again.
 func (p *planner) roll(n *desired.Node, on *observe.Node, replace bool, trigger, reason string, ev []string) {
-	if !p.guardReplace(n.Name) {
+	what := whatRestart
+	if replace {
+		what = whatReplace
+	}
+	if !p.guardReplace(n.Name, what) {
 		return
 	}
 	if !p.add(Action{Kind: EnableMaintenance, Node: n.Name, VM: n.VM, NodeID: on.ID, Trigger: trigger, Disruptive: true, Evidence: ev,
