@@ -54,14 +54,14 @@ func promote(t *testing.T, ctx context.Context, l *Lab, node string) {
 
 // promoteOn makes node the primary of the 3-node cluster whose monitor is
 // uri (a switchover), unless it already is, and waits until it settles.
-func promoteOn(t *testing.T, ctx context.Context, uri, node string) {
+func promoteOn(t *testing.T, ctx context.Context, uri, node string) (switched bool) {
 	t.Helper()
 	nodes, err := monitorNodes(ctx, uri)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if p, ok := stable(nodes, 3); ok && p.Name == node {
-		return
+		return false
 	}
 	if err := execSQL(ctx, uri, fmt.Sprintf(`SELECT pgautofailover.perform_promotion('default', '%s')`, node)); err != nil {
 		t.Fatalf("perform_promotion %s: %v", node, err)
@@ -77,6 +77,7 @@ func promoteOn(t *testing.T, ctx context.Context, uri, node string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return true
 }
 
 // planJSON is what `plan --output json` prints, as far as the test reads it.

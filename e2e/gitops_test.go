@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -287,22 +288,30 @@ func (in *instance) webhook(t *testing.T, secret []byte) int {
 	return resp.StatusCode
 }
 
-// metric sums the samples of a metric family in /metrics.
+// metric sums the samples of a metric family in /metrics, or of one
+// series when name carries its labels (sorted, as the exposition writes
+// them).
 func (in *instance) metric(t *testing.T, ctx context.Context, name string) float64 {
+	sum, _ := in.samples(t, ctx, name)
+	return sum
+}
+
+// samples is metric's sum and whether any sample was there.
+func (in *instance) samples(t *testing.T, ctx context.Context, name string) (sum float64, found bool) {
 	t.Helper()
 	_, body, err := in.get(ctx, "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
-	sum := 0.0
 	for _, line := range strings.Split(body, "\n") {
 		if strings.HasPrefix(line, name+"{") || strings.HasPrefix(line, name+" ") {
 			f := strings.Fields(line)
 			v, _ := strconv.ParseFloat(f[len(f)-1], 64)
 			sum += v
+			found = true
 		}
 	}
-	return sum
+	return sum, found
 }
 
 // rss is the instance's peak resident set (VmHWM, kB).
@@ -776,7 +785,7 @@ func TestGitOpsRunOnLab(t *testing.T) {
 		bin := chromium(t)
 		shots := filepath.Join(l.Dir, "artefacts")
 		// node2 on vm2 is the one to cut: vm3 holds the monitor.
-		promoteOn(t, ctx, gitopsMonitorURI(l), "node2")
+		switched := promoteOn(t, ctx, gitopsMonitorURI(l), "node2")
 		in.webhook(t, r.secret)
 		in.waitStatus(t, ctx, time.Minute, "converged with node2 primary", func(st service.Status) bool {
 			return st.Condition == service.Ready && st.Current == nil && st.ObservedAt.After(time.Now().Add(-10*time.Second))
@@ -787,6 +796,25 @@ func TestGitOpsRunOnLab(t *testing.T) {
 				t.Errorf("converged page lacks %q", want)
 			}
 		}
+		// Each standby's replay lag from node2's pg_stat_replication, on
+		// the page and in /metrics; the switchover to node2 in the history.
+		if n := len(regexp.MustCompile(`<td class="n">\d+ ms</td>|<td class="n">\d+\.\d s</td>`).FindAllString(page, -1)); n != 2 {
+			t.Errorf("converged page shows %d replay lags, want one per standby (2)", n)
+		}
+		for _, node := range []string{"node1", "node3"} {
+			if lag, ok := in.samples(t, ctx, `pgaf_node_replication_lag_seconds{cluster="`+gitopsCluster+`",node="`+node+`"}`); !ok || lag < 0 || lag > 60 {
+				t.Errorf("pgaf_node_replication_lag_seconds of %s: %v (present %v), want 0-60 s", node, lag, ok)
+			}
+		}
+		if switched {
+			if !regexp.MustCompile(`<td>switchover</td><td>node[13]</td><td>node2</td>`).MatchString(page) {
+				t.Errorf("converged page: the switchover to node2 is not in the history")
+			}
+			if n := in.metric(t, ctx, `pgaf_failovers_total{cluster="`+gitopsCluster+`",kind="switchover"}`); n < 1 {
+				t.Errorf("pgaf_failovers_total switchover = %v after the switchover to node2, want >= 1", n)
+			}
+		}
+		failoversBefore := in.metric(t, ctx, `pgaf_failovers_total{cluster="`+gitopsCluster+`",kind="failover"}`)
 		screenshot(t, ctx, bin, shots, in.url+"/", "page-1-converged")
 
 		var (
@@ -899,6 +927,13 @@ func TestGitOpsRunOnLab(t *testing.T) {
 		// The failover in the history: from node2, to whichever node won.
 		if !strings.Contains(page, "<td>failover</td><td>node2</td>") {
 			t.Errorf("page after the failover: no failover from node2 in the history")
+		}
+		if n := in.metric(t, ctx, `pgaf_failovers_total{cluster="`+gitopsCluster+`",kind="failover"}`); n != failoversBefore+1 {
+			t.Errorf("pgaf_failovers_total failover = %v after the power cut, want one more than before it (%v)", n, failoversBefore)
+		}
+		if at, ok := in.samples(t, ctx, `pgaf_last_failover_timestamp_seconds{cluster="`+gitopsCluster+`"}`); !ok ||
+			at < float64(cut.Unix()) || at > float64(time.Now().Unix()) {
+			t.Errorf("pgaf_last_failover_timestamp_seconds = %v (present %v), want between the cut (%d) and now", at, ok, cut.Unix())
 		}
 		screenshot(t, ctx, bin, shots, in.url+"/", "page-3-after")
 	})
