@@ -158,11 +158,7 @@ func (p *planner) plan() ClusterPlan {
 	for _, n := range primaryLast {
 		p.planPrimaryReplacement(n)
 	}
-	if p.settingsSafe() {
-		p.planNodeSettings(nodes)
-		p.planFormation()
-		p.planPostgresParameters(nodes)
-	}
+	p.planSettings(nodes)
 	p.planRestarts(nodes)
 	p.planRemovals()
 	return p.out

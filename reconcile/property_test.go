@@ -218,15 +218,13 @@ func checkInvariants(t *testing.T, obs *observe.Observation, p *Result) {
 	t.Helper()
 	for _, c := range p.Clusters {
 		oc := findObsCluster(obs, c.Name)
-		// A node is blocked at most once by each guard: a reader counts
-		// the lines, and a node whose container waits to be replaced does
-		// not wait a second time to be restarted.
-		seen := map[[2]string]string{}
+		// A change is blocked once: a reader counts the lines.
+		seen := map[Blocked]bool{}
 		for _, b := range c.Blocked {
-			if r, dup := seen[[2]string{b.Node, b.Guard}]; dup {
-				t.Errorf("cluster %s: %s blocked twice by %s: %q and %q", c.Name, b.Node, b.Guard, r, b.Reason)
+			if seen[b] {
+				t.Errorf("cluster %s: %s blocked twice by %s: %s", c.Name, b.Node, b.Guard, b.Reason)
 			}
-			seen[[2]string{b.Node, b.Guard}] = b.Reason
+			seen[b] = true
 		}
 		target := ""
 		for i, a := range c.Actions {

@@ -5,6 +5,7 @@ package reconcile
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -19,20 +20,61 @@ import (
 // Nodes that this plan creates register with pg_autoctl's defaults and
 // are set once they joined, in the same plan.
 func (p *planner) settingsSafe() bool {
+	_, ok := p.settingsWait()
+	return ok
+}
+
+// settingsWait is settingsSafe with the reason when it does not hold.
+func (p *planner) settingsWait() (why string, ok bool) {
 	if !p.monitorUp {
-		return false
+		return "the monitor does not answer", false
 	}
 	for _, n := range p.nodes {
 		if !p.ready(n) {
-			return false
+			return p.why(n), false
 		}
 	}
 	for _, a := range p.out.Actions {
 		if a.Disruptive || a.Destructive {
-			return false
+			return fmt.Sprintf("%s of %s is planned first", a.Kind, a.Node), false
 		}
 	}
-	return true
+	return "", true
+}
+
+// planSettings plans node settings, the formation and PostgreSQL
+// parameters when settingsSafe holds. When it does not, it plans them all
+// the same, to see what would change, then takes those steps back and
+// blocks each (disruption_in_flight, shown as later) with the reason: so
+// the plan and explain say why a committed setting waits.
+func (p *planner) planSettings(nodes []*desired.Node) {
+	why, ok := p.settingsWait()
+	if ok {
+		p.planNodeSettings(nodes)
+		p.planFormation()
+		p.planPostgresParameters(nodes)
+		return
+	}
+	actions, blocked, disrupted := len(p.out.Actions), len(p.out.Blocked), p.disrupted
+	var checks int
+	if p.trace != nil {
+		checks = len(p.trace.checks)
+	}
+	p.planNodeSettings(nodes)
+	p.planFormation()
+	p.planPostgresParameters(nodes)
+	held := slices.Clone(p.out.Actions[actions:])
+	p.out.Actions, p.out.Blocked, p.disrupted = p.out.Actions[:actions], p.out.Blocked[:blocked], disrupted
+	if p.trace != nil {
+		p.trace.checks = p.trace.checks[:checks]
+	}
+	for _, a := range held {
+		node := a.Node
+		if node == "" {
+			node = "monitor" // the formation's settings
+		}
+		p.block(node, GuardInFlight, fmt.Sprintf("%s waits until every node is settled and nothing disruptive is planned: %s", a.Describe(), why))
+	}
 }
 
 func (p *planner) planNodeSettings(nodes []*desired.Node) {
