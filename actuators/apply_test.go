@@ -27,6 +27,8 @@ type fakeWorld struct {
 	calls []string
 	// during, when set, runs inside every mutating call (to interrupt).
 	during func()
+	// fail, when set, is what creating a container returns.
+	fail error
 }
 
 func newFakeWorld(st *desired.State) *fakeWorld {
@@ -81,6 +83,9 @@ func (w *fakeWorld) EnsureContainer(ctx context.Context, spec reconcile.Containe
 		}
 	}
 	w.call("run " + spec.Name)
+	if w.fail != nil {
+		return w.fail
+	}
 	w.clock = w.clock.Add(time.Second)
 	v.Containers = append(v.Containers, observe.Container{Name: spec.Name, Cluster: spec.Labels[observe.LabelCluster], Node: spec.Labels[observe.LabelNode],
 		Role: spec.Labels[observe.LabelRole], Image: spec.Image, State: "running", StartedAt: w.clock, SpecHash: spec.Hash()})

@@ -1,6 +1,9 @@
 package desired
 
-import "time"
+import (
+	"slices"
+	"time"
+)
 
 // State is the whole desired state: every VM and every cluster, after
 // defaults were applied. It is what the planner reads.
@@ -10,6 +13,29 @@ type State struct {
 	// Commit is the git commit (or "" for a local directory) the state was
 	// read from. It is not part of the YAML; sources set it.
 	Commit string `json:"commit,omitempty" yaml:"-"`
+	// Siblings name the clusters of the whole desired state that Only left
+	// out of this one: their containers and volumes are not strays.
+	Siblings []string `json:"siblings,omitempty" yaml:"-"`
+}
+
+// Only is st with the named cluster alone, every VM kept (a node being
+// removed may sit on a VM no desired node uses), the other clusters named
+// in Siblings; nil when st has no such cluster. The clusters' values are
+// shared, not copied: neither is changed after loading.
+func (st *State) Only(cluster string) *State {
+	for i := range st.Clusters {
+		if st.Clusters[i].Name != cluster {
+			continue
+		}
+		sub := &State{VMs: st.VMs, Clusters: st.Clusters[i : i+1 : i+1], Commit: st.Commit, Siblings: slices.Clone(st.Siblings)}
+		for _, c := range st.Clusters {
+			if c.Name != cluster {
+				sub.Siblings = append(sub.Siblings, c.Name)
+			}
+		}
+		return sub
+	}
+	return nil
 }
 
 // VM is one machine that runs Docker and is reached over SSH.

@@ -2,6 +2,7 @@ package observe
 
 import (
 	"context"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -89,4 +90,35 @@ func MonitorConnStringFor(st *desired.State, c *desired.Cluster) string {
 		}
 	}
 	return MonitorConnString(host, c.Monitor.Port, c.SSLMode())
+}
+
+// Merge joins two observations of parts of st, newer taking precedence:
+// each cluster and VM st names, from newer when it has it, else from
+// older; the time is newer's. Apply observes each cluster on its own
+// (actuators.ApplyEach); what shows every cluster merges their
+// observations. A nil older is nothing observed yet.
+func Merge(st *desired.State, older, newer *Observation) *Observation {
+	if older == nil {
+		older = &Observation{}
+	}
+	out := &Observation{Version: newer.Version, Time: newer.Time, VMs: []VM{}, Clusters: []Cluster{}}
+	for _, vm := range st.VMs {
+		for _, o := range [][]VM{newer.VMs, older.VMs} {
+			if i := slices.IndexFunc(o, func(v VM) bool { return v.Name == vm.Name }); i >= 0 {
+				out.VMs = append(out.VMs, o[i])
+				break
+			}
+		}
+	}
+	for _, c := range st.Clusters {
+		for _, o := range [][]Cluster{newer.Clusters, older.Clusters} {
+			if i := slices.IndexFunc(o, func(x Cluster) bool { return x.Name == c.Name }); i >= 0 {
+				out.Clusters = append(out.Clusters, o[i])
+				break
+			}
+		}
+	}
+	sort.Slice(out.VMs, func(i, j int) bool { return out.VMs[i].Name < out.VMs[j].Name })
+	sort.Slice(out.Clusters, func(i, j int) bool { return out.Clusters[i].Name < out.Clusters[j].Name })
+	return out
 }

@@ -2,6 +2,7 @@ package reconcile
 
 import (
 	"fmt"
+	"maps"
 	"net"
 	"slices"
 	"sort"
@@ -70,6 +71,10 @@ func strayNotes(st *desired.State, obs *observe.Observation, owned map[string]bo
 	known := map[string]bool{}
 	for _, vm := range st.VMs {
 		known[vm.Name] = true
+	}
+	owned = maps.Clone(owned)
+	for _, c := range st.Siblings {
+		owned[c] = true // planned on its own (desired.State.Only)
 	}
 	notes := []string{}
 	for _, vm := range obs.VMs {

@@ -16,7 +16,9 @@ import (
 
 // Hooks let the service see inside one plan or apply.
 type Hooks struct {
-	// Observed receives every observation taken, and how long it took.
+	// Observed receives every observation taken, and how long it took. An
+	// apply observes each cluster on its own (st.Only), from one goroutine
+	// per cluster: Observed may be called concurrently.
 	Observed func(obs *observe.Observation, took time.Duration)
 	// BeforeStep runs before each step; an error stops the apply there.
 	BeforeStep func(ctx context.Context, a reconcile.Action) error
@@ -107,7 +109,8 @@ func (e *LiveEngine) Plan(ctx context.Context, st *desired.State, h Hooks) (*rec
 	return reconcile.Plan(st, e.observer(st, ex, h)(ctx)), nil
 }
 
-// Apply converges st with actuators.Apply.
+// Apply converges st with actuators.ApplyEach: every cluster on its own,
+// all at once, over the one SSH connection per VM.
 func (e *LiveEngine) Apply(ctx context.Context, st *desired.State, h Hooks) (*actuators.Outcome, error) {
 	ex, err := e.executor(st)
 	if err != nil {
@@ -117,19 +120,21 @@ func (e *LiveEngine) Apply(ctx context.Context, st *desired.State, h Hooks) (*ac
 	if out == nil {
 		out = io.Discard
 	}
-	x := &actuators.Executor{
-		State:   st,
-		Docker:  actuators.NewDocker(ex),
-		Observe: e.observer(st, ex, h),
-		ObserveMonitor: func(ctx context.Context, cluster string) observe.Monitor {
-			return observe.ObserveClusterMonitor(ctx, st, cluster, observe.Options{Timeout: e.ObserveTimeout})
-		},
-		Log:        e.Log,
-		Progress:   out,
-		BeforeStep: h.BeforeStep,
-		AfterStep:  h.AfterStep,
-	}
-	return actuators.Apply(ctx, st, x, out, e.Log)
+	docker := actuators.NewDocker(ex)
+	return actuators.ApplyEach(ctx, st, func(sub *desired.State) *actuators.Executor {
+		return &actuators.Executor{
+			State:   sub,
+			Docker:  docker,
+			Observe: e.observer(sub, ex, h),
+			ObserveMonitor: func(ctx context.Context, cluster string) observe.Monitor {
+				return observe.ObserveClusterMonitor(ctx, sub, cluster, observe.Options{Timeout: e.ObserveTimeout})
+			},
+			Log:        e.Log,
+			Progress:   out,
+			BeforeStep: h.BeforeStep,
+			AfterStep:  h.AfterStep,
+		}
+	}, out, e.Log)
 }
 
 // Close closes the SSH connections.

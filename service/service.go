@@ -158,12 +158,17 @@ type Service struct {
 	metrics *metrics
 
 	// Owned by the loop goroutine.
-	good       *desired.State // the last good desired state: in force
-	goodRev    *Revision
-	parsedRev  string // the last revision parsed, and its problem
-	parsedErr  error
-	failures   int
-	events     map[string][]observe.Event // by cluster: the monitor events seen, for the failovers
+	good      *desired.State // the last good desired state: in force
+	goodRev   *Revision
+	parsedRev string // the last revision parsed, and its problem
+	parsedErr error
+	failures  int
+	// obsMu guards what the Observed hook keeps: the observation of
+	// every cluster merged, and the monitor events seen (by cluster, for
+	// the failovers).
+	obsMu      sync.Mutex
+	observed   *observe.Observation
+	events     map[string][]observe.Event
 	loopAlive  chan struct{}
 	loopExited chan struct{}
 
@@ -447,8 +452,13 @@ func (s *Service) hooks(ctx context.Context, st *desired.State, log *slog.Logger
 	var mu sync.Mutex
 	return Hooks{
 		Observed: func(obs *observe.Observation, took time.Duration) {
-			s.metrics.observed(obs, took)
-			rep := s.report(st, obs)
+			// An apply observes each cluster on its own: the metrics
+			// and the page show them merged.
+			s.obsMu.Lock()
+			defer s.obsMu.Unlock()
+			s.observed = observe.Merge(st, s.observed, obs)
+			s.metrics.observed(s.observed, took)
+			rep := s.report(st, s.observed)
 			s.update(func(x *Status) { x.ObservedAt = obs.Time; x.Report = rep })
 		},
 		BeforeStep: func(ctx context.Context, a reconcile.Action) error {
@@ -501,7 +511,7 @@ const (
 
 // report builds the joined view of obs, its failovers read from every
 // event seen since the service started (the monitor hands out only its
-// newest observe.MonitorEventCount). Called from the loop goroutine.
+// newest observe.MonitorEventCount). Called with obsMu held.
 func (s *Service) report(st *desired.State, obs *observe.Observation) *report.Report {
 	rep := report.Build(st, obs)
 	seen := map[string]bool{}
