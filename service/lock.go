@@ -77,8 +77,9 @@ type MonitorLock struct {
 	// ConnectTimeout bounds the connection to the monitor (default 5s).
 	ConnectTimeout time.Duration
 
-	mu    sync.Mutex
+	mu    sync.Mutex // guards held and busy
 	held  map[string]*monitorSession
+	busy  map[string]*sync.Mutex // one Hold at a time per cluster
 	connF func(st *desired.State, c *desired.Cluster) string
 }
 
@@ -89,13 +90,23 @@ type monitorSession struct {
 
 // NewMonitorLock returns a lock on the monitors, named instance.
 func NewMonitorLock(instance string) *MonitorLock {
-	return &MonitorLock{Instance: instance, held: map[string]*monitorSession{}, connF: observe.MonitorConnStringFor}
+	return &MonitorLock{Instance: instance, held: map[string]*monitorSession{}, busy: map[string]*sync.Mutex{}, connF: observe.MonitorConnStringFor}
 }
 
-// Hold takes or checks the cluster's advisory lock.
+// Hold takes or checks the cluster's advisory lock. Clusters are held
+// independently: a monitor that does not answer delays only its own
+// cluster's Hold (by up to ConnectTimeout), never another's.
 func (m *MonitorLock) Hold(ctx context.Context, st *desired.State, cluster string) error {
 	m.mu.Lock()
-	defer m.mu.Unlock()
+	busy := m.busy[cluster]
+	if busy == nil {
+		busy = &sync.Mutex{}
+		m.busy[cluster] = busy
+	}
+	s := m.held[cluster]
+	m.mu.Unlock()
+	busy.Lock()
+	defer busy.Unlock()
 	c := findCluster(st, cluster)
 	if c == nil {
 		return &LockUnreachableError{Cluster: cluster, Err: errors.New("not in the desired state")}
@@ -107,12 +118,14 @@ func (m *MonitorLock) Hold(ctx context.Context, st *desired.State, cluster strin
 	}
 	cctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	if s := m.held[cluster]; s != nil {
+	if s != nil {
 		if s.connStr == connStr && s.conn.Ping(cctx) == nil {
 			return nil // the session lives, so does its lock
 		}
 		_ = s.conn.Close(context.Background())
+		m.mu.Lock()
 		delete(m.held, cluster)
+		m.mu.Unlock()
 	}
 	cfg, err := pgx.ParseConfig(connStr)
 	if err != nil {
@@ -134,7 +147,9 @@ func (m *MonitorLock) Hold(ctx context.Context, st *desired.State, cluster strin
 		_ = conn.Close(context.Background())
 		return &HeldError{Cluster: cluster, Holder: holder}
 	}
+	m.mu.Lock()
 	m.held[cluster] = &monitorSession{conn: conn, connStr: connStr}
+	m.mu.Unlock()
 	return nil
 }
 

@@ -3,6 +3,7 @@ package service
 import (
 	"context"
 	"errors"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -86,6 +87,36 @@ func TestMonitorLockOnARealMonitor(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	// A monitor that accepts connections and never answers (a hung
+	// one) holds up its own cluster's Hold, not another's.
+	hung, err := net.Listen("tcp", pgaftest.Host+":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hung.Close()
+	go func() {
+		for {
+			c, err := hung.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+		}
+	}()
+	st.Clusters = append(st.Clusters, desired.Cluster{Name: "hung", Formation: "default", Monitor: desired.Monitor{VM: "vm", Port: hung.Addr().(*net.TCPAddr).Port}})
+	b.ConnectTimeout = 3 * time.Second
+	hungDone := make(chan error, 1)
+	go func() { hungDone <- b.Hold(ctx, st, "hung") }()
+	time.Sleep(200 * time.Millisecond) // the hung Hold is connecting
+	start := time.Now()
+	if err := b.Hold(ctx, st, "main"); err != nil || time.Since(start) > time.Second {
+		t.Errorf("main's Hold beside a hung monitor: %v after %s, want its held lock at once", err, time.Since(start))
+	}
+	if err := <-hungDone; !errors.As(err, new(*LockUnreachableError)) {
+		t.Errorf("hung monitor: %v, want *LockUnreachableError", err)
+	}
+	st.Clusters = st.Clusters[:1]
+
 	var ue *LockUnreachableError
 	st.Clusters[0].Monitor.Port = pgaftest.FreePort(t)
 	if err := NewMonitorLock("c").Hold(ctx, st, "main"); !errors.As(err, &ue) {
