@@ -38,7 +38,7 @@ func loadLab(t *testing.T) *Lab {
 
 // cleanupCtx is a fresh context for t.Cleanup, which runs after the test's
 // own context may have expired.
-func cleanupCtx(t *testing.T) context.Context {
+func cleanupCtx(t testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	t.Cleanup(cancel)
 	return ctx

@@ -30,7 +30,7 @@ var (
 )
 
 // reconcilerBinary builds cmd/reconciler once per test binary.
-func reconcilerBinary(t *testing.T) string {
+func reconcilerBinary(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "pgaf-e2e-bin")
@@ -56,7 +56,7 @@ type rec struct {
 	lab                  *Lab
 }
 
-func newRec(t *testing.T, l *Lab) *rec {
+func newRec(t testing.TB, l *Lab) *rec {
 	t.Helper()
 	dir := t.TempDir()
 	desired := filepath.Join(dir, "desired.yaml")
@@ -96,7 +96,7 @@ func (r *rec) cmd(ctx context.Context, verb string, args ...string) *exec.Cmd {
 }
 
 // run runs a verb and returns stdout, stderr and the exit code.
-func (r *rec) run(t *testing.T, ctx context.Context, verb string, args ...string) (string, string, int) {
+func (r *rec) run(t testing.TB, ctx context.Context, verb string, args ...string) (string, string, int) {
 	t.Helper()
 	cmd := r.cmd(ctx, verb, args...)
 	var out, errb bytes.Buffer
@@ -114,7 +114,7 @@ func (r *rec) run(t *testing.T, ctx context.Context, verb string, args ...string
 }
 
 // apply runs `reconciler apply` and fails the test unless it converged.
-func (r *rec) apply(t *testing.T, ctx context.Context) string {
+func (r *rec) apply(t testing.TB, ctx context.Context) string {
 	t.Helper()
 	start := time.Now()
 	out, errOut, code := r.run(t, ctx, "apply")
@@ -221,7 +221,7 @@ func writeRow(ctx context.Context, dsn, note string) error {
 // lab, and again when the test ends (unless E2E_KEEP is set), after
 // undoing every fault (each VM connected and powered on). Cleanups the
 // test registers later run first.
-func freshCluster(t *testing.T, ctx context.Context, l *Lab, cluster string) {
+func freshCluster(t testing.TB, ctx context.Context, l *Lab, cluster string) {
 	t.Helper()
 	if err := l.Clean(ctx, cluster); err != nil {
 		t.Fatal(err)
