@@ -1,8 +1,6 @@
 package service
 
 import (
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -193,9 +191,7 @@ func BenchmarkMetricsScrape(b *testing.B) {
 	handler := s.Handler("")
 	var body string
 	for b.Loop() {
-		rec := httptest.NewRecorder()
-		handler.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
-		body = rec.Body.String()
+		body = serve(handler, "/metrics").Body.String()
 	}
 	series := 0
 	for _, line := range strings.Split(body, "\n") {

@@ -352,6 +352,13 @@ func twentyEvents() []observe.Event {
 	return evs
 }
 
+// serve answers one GET of path by h.
+func serve(h http.Handler, path string) *httptest.ResponseRecorder {
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
+	return rec
+}
+
 // renderPage serves the page of status once.
 func renderPage(t testing.TB, status Status) string {
 	s, err := New(Config{Source: fakeSource{}, Engine: &fakeEngine{}, Now: func() time.Time { return t0 }})
@@ -359,8 +366,7 @@ func renderPage(t testing.TB, status Status) string {
 		t.Fatal(err)
 	}
 	s.status = status
-	rec := httptest.NewRecorder()
-	s.Handler("").ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil))
+	rec := serve(s.Handler(""), "/")
 	if rec.Code != http.StatusOK {
 		t.Fatalf("GET / %d: %s", rec.Code, rec.Body)
 	}
@@ -390,9 +396,7 @@ func BenchmarkStatusPage(b *testing.B) {
 	handler := s.Handler("")
 	var size int
 	for b.Loop() {
-		rec := httptest.NewRecorder()
-		handler.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/", nil))
-		size = rec.Body.Len()
+		size = serve(handler, "/").Body.Len()
 	}
 	b.ReportMetric(float64(size), "bytes/page")
 }
