@@ -48,6 +48,25 @@ const maxEngineAnswer = 64 << 20
 // logEvidence is LogEvidencePattern, matched without case.
 var logEvidence = regexp.MustCompile("(?i)" + LogEvidencePattern)
 
+// evidenceWords holds, lowercase, a word that each alternative of
+// LogEvidencePattern contains: a line with none of them cannot match, and
+// is not put through the pattern (whose backtracking over every line of
+// every node's log tail was a quarter of an observation's CPU).
+var evidenceWords = []string{"pg_rewind", "child of this server", "identifier differs", "how to reach state",
+	"forked off", "previous wal record", "initialize standby", "requested starting point"}
+
+// mayBeEvidence reports whether l contains one of evidenceWords, in any
+// case.
+func mayBeEvidence(l string) bool {
+	l = strings.ToLower(l)
+	for _, w := range evidenceWords {
+		if strings.Contains(l, w) {
+			return true
+		}
+	}
+	return false
+}
+
 // pgUser is the PostgreSQL role the observer reads a node's server as:
 // the image's user, initdb's superuser (pg_file_settings needs one).
 const pgUser = "postgres"
@@ -460,7 +479,7 @@ func matchEvidence(log []byte) []string {
 	var lines []string
 	for _, l := range strings.Split(string(log), "\n") {
 		l = strings.TrimRight(l, "\r ")
-		if l != "" && logEvidence.MatchString(l) {
+		if l != "" && mayBeEvidence(l) && logEvidence.MatchString(l) {
 			lines = append(lines, l)
 		}
 	}

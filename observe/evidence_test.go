@@ -1,6 +1,8 @@
 package observe
 
 import (
+	"regexp/syntax"
+	"strings"
 	"testing"
 )
 
@@ -32,6 +34,47 @@ func TestLogEvidencePattern(t *testing.T) {
 	for _, l := range noMatch {
 		if grep(l) {
 			t.Errorf("matched, but it is no evidence: %s", l)
+		}
+	}
+}
+
+// Each alternative of the pattern contains one of the words that let a
+// line through to it: a new alternative without one would never match.
+func TestEvidenceWordsCoverThePattern(t *testing.T) {
+	re, err := syntax.Parse(LogEvidencePattern, syntax.Perl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if re.Op != syntax.OpAlternate {
+		t.Fatalf("pattern is not an alternation: %v", re.Op)
+	}
+	for _, alt := range re.Sub {
+		s := strings.ToLower(alt.String())
+		found := false
+		for _, w := range evidenceWords {
+			found = found || strings.Contains(strings.ReplaceAll(s, `\`, ""), w)
+		}
+		if !found {
+			t.Errorf("alternative %s contains none of %q", alt, evidenceWords)
+		}
+	}
+}
+
+// BenchmarkMatchEvidence is one node's log tail (LogEvidenceTail lines of
+// a keeper's usual output, one of them evidence) put through the pattern.
+func BenchmarkMatchEvidence(b *testing.B) {
+	var log strings.Builder
+	for i := range LogEvidenceTail {
+		if i == LogEvidenceTail/2 {
+			log.WriteString("16:30:17 25 ERROR Failed to initialize standby for lack of a primary node, see above for details\n")
+			continue
+		}
+		log.WriteString(`16:30:15 25 INFO  FSM transition from "wait_standby" to "catchingup": The primary is now ready to accept a standby` + "\n")
+	}
+	body := []byte(log.String())
+	for b.Loop() {
+		if len(matchEvidence(body)) != 1 {
+			b.Fatal("the evidence line was not found")
 		}
 	}
 }
