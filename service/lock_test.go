@@ -66,6 +66,14 @@ func TestMonitorLockOnARealMonitor(t *testing.T) {
 	if err := a.Hold(ctx, st, "main"); err != nil {
 		t.Fatalf("first instance again: %v", err)
 	}
+	// The session probes its peer: a holder whose host dies loses the
+	// lock in seconds, not hours.
+	for name, want := range lockSessionParams {
+		var got string
+		if err := a.held["main"].conn.QueryRow(ctx, "SELECT current_setting($1)", name).Scan(&got); err != nil || got != want {
+			t.Errorf("lock session %s = %q (%v), want %s", name, got, err, want)
+		}
+	}
 	var he *HeldError
 	err := b.Hold(ctx, st, "main")
 	if !errors.As(err, &he) || !strings.Contains(he.Holder, `"reconciler-a"`) || !strings.Contains(he.Holder, "127.0.0.1") {
