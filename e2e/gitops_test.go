@@ -736,6 +736,78 @@ func TestGitOpsRunOnLab(t *testing.T) {
 		b.stop(t)
 	})
 
+	// Two instances; the one acting on a rolling change (every container
+	// replaced in turn) is killed -9 in the middle of a step. Its monitor
+	// session dies with it, and with the session the advisory lock: the
+	// other instance, which said who held the lock and since when, takes
+	// it at its next retry (wait_retry 2 s here), resumes from what it
+	// observes and finishes the rollout.
+	t.Run("kill_9_of_the_acting_instance_hands_over_to_the_other", func(t *testing.T) {
+		in.stop(t)
+		a := r.start(t, ctx, instanceOpts{name: "ha-a"})
+		b := r.start(t, ctx, instanceOpts{name: "ha-b"})
+		defer a.stop(t)
+		defer b.stop(t)
+		for _, x := range []*instance{a, b} {
+			x.waitStatus(t, ctx, time.Minute, "idle and ready", func(st service.Status) bool { return st.Condition == service.Ready })
+		}
+		d := base
+		d.networks = append(slices.Clone(base.networks), "10.98.0.0/16")
+		c := r.commit(d, true, "another client network, rolled out by one of two instances")
+		a.webhook(t, r.secret)
+		b.webhook(t, r.secret)
+		var acting, waiting *instance
+		err := poll(ctx, 2*time.Minute, "a replace_container by either instance", func(ctx context.Context) (bool, string, error) {
+			for _, x := range [][2]*instance{{a, b}, {b, a}} {
+				for _, l := range x[0].actions() {
+					if l.Commit == c && l.Action == "replace_container" {
+						acting, waiting = x[0], x[1]
+						return true, "", nil
+					}
+				}
+			}
+			return false, "", nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		held := waiting.waitStatus(t, ctx, 30*time.Second, "says who holds the lock", func(st service.Status) bool {
+			return st.Reason == service.ReasonLockHeld
+		})
+		if !strings.Contains(held.Message, strconv.Quote(acting.name)) || !strings.Contains(held.Message, "connected ") {
+			t.Errorf("%s's /status: %q, want the holder %q and since when", waiting.name, held.Message, acting.name)
+		}
+		killed := time.Now()
+		acting.kill9(t)
+		t.Logf("killed -9 %s during: %s", acting.name, acting.actions()[len(acting.actions())-1].Action)
+		var handover time.Duration
+		err = poll(ctx, time.Minute, waiting.name+"'s first action after the kill", func(ctx context.Context) (bool, string, error) {
+			for _, l := range waiting.actions() {
+				if l.Commit == c && l.Time.After(killed) {
+					handover = l.Time.Sub(killed)
+					return true, "", nil
+				}
+			}
+			return false, waiting.logTail(1), nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("lock handover after kill -9: %s from the kill to %s's first action (wait_retry 2s)", handover.Round(10*time.Millisecond), waiting.name)
+		waiting.waitStatus(t, ctx, 8*time.Minute, "the rollout finished", applied(c))
+		waitGitopsStable(t, ctx, l, 3*time.Minute)
+		var steps []string
+		for _, x := range []*instance{acting, waiting} {
+			for _, l := range x.actions() {
+				if l.Commit == c {
+					steps = append(steps, x.name+" "+l.Action)
+				}
+			}
+		}
+		t.Logf("steps of the rollout: %s", strings.Join(steps, ", "))
+		base = d
+	})
+
 	t.Run("dry_run_reports_drift_then_run_repairs_it", func(t *testing.T) {
 		victim, vm := gitopsSecondary(t, ctx, l)
 		if _, err := l.SSH(ctx, vm, "docker rm -f "+victim); err != nil {
