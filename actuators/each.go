@@ -4,11 +4,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 
 	"github.com/pgaf-gitops/reconciler/desired"
@@ -42,9 +42,7 @@ func ApplyEach(ctx context.Context, st *desired.State, newExecutor func(sub *des
 		wg.Go(func() {
 			w := &prefixWriter{mu: &mu, w: out, prefix: name + ": "}
 			x := newExecutor(sub)
-			if x.Progress == out {
-				x.Progress = w
-			}
+			x.Progress = w // a wait's progress lines too carry the cluster's name
 			o, err := Apply(ctx, sub, x, w, log)
 			w.flush()
 			if err != nil {
@@ -79,9 +77,7 @@ func ApplyEach(ctx context.Context, st *desired.State, newExecutor func(sub *des
 	sort.Slice(all.Last.Clusters, func(i, j int) bool { return all.Last.Clusters[i].Name < all.Last.Clusters[j].Name })
 	sort.Strings(all.Last.Notes)
 	all.Last.Notes = slices.Compact(all.Last.Notes)
-	if len(stopped) > 0 {
-		all.Stopped = fmt.Sprint(stopped)
-	}
+	all.Stopped = strings.Join(stopped, "; ")
 	return all, errors.Join(errs...)
 }
 

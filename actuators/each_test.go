@@ -91,6 +91,9 @@ func TestApplyEachKeepsClustersApart(t *testing.T) {
 	if !strings.Contains(out, "beta: Converged after 3 step(s).") {
 		t.Errorf("output lacks beta's convergence:\n%s", out)
 	}
+	if !strings.HasPrefix(o.Stopped, "alpha: step 1 (") || strings.Contains(o.Stopped, "beta") {
+		t.Errorf("stopped %q, want alpha's step alone", o.Stopped)
+	}
 	if len(o.Steps) != 4 || o.Steps[0].Action.Cluster != "alpha" || o.Steps[0].Err == "" {
 		t.Errorf("steps %+v, want alpha's failed one then beta's three", o.Steps)
 	}
