@@ -49,12 +49,6 @@ func (p *planner) settingsWait() (why string, ok bool) {
 // the plan and explain say why a committed setting waits.
 func (p *planner) planSettings(nodes []*desired.Node) {
 	why, ok := p.settingsWait()
-	if ok {
-		p.planNodeSettings(nodes)
-		p.planFormation()
-		p.planPostgresParameters(nodes)
-		return
-	}
 	actions, blocked, disrupted := len(p.out.Actions), len(p.out.Blocked), p.disrupted
 	var checks int
 	if p.trace != nil {
@@ -63,6 +57,9 @@ func (p *planner) planSettings(nodes []*desired.Node) {
 	p.planNodeSettings(nodes)
 	p.planFormation()
 	p.planPostgresParameters(nodes)
+	if ok {
+		return
+	}
 	held := slices.Clone(p.out.Actions[actions:])
 	p.out.Actions, p.out.Blocked, p.disrupted = p.out.Actions[:actions], p.out.Blocked[:blocked], disrupted
 	if p.trace != nil {

@@ -112,10 +112,12 @@ func (m *MonitorLock) Hold(ctx context.Context, st *desired.State, cluster strin
 		busy = &sync.Mutex{}
 		m.busy[cluster] = busy
 	}
-	s := m.held[cluster]
 	m.mu.Unlock()
 	busy.Lock()
 	defer busy.Unlock()
+	m.mu.Lock()
+	s := m.held[cluster] // read under busy: a Hold before this one may just have stored it
+	m.mu.Unlock()
 	c := findCluster(st, cluster)
 	if c == nil {
 		return &LockUnreachableError{Cluster: cluster, Err: errors.New("not in the desired state")}
