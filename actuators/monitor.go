@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // MonitorError is returned by Monitor's methods: the operation, what it
@@ -74,7 +75,21 @@ func (m *Monitor) with(ctx context.Context, connString, op, target string, f fun
 	if err != nil {
 		return &MonitorError{Op: op, Target: target, Err: fmt.Errorf("connect: %w", err)}
 	}
-	err = f(c)
+	for attempt := 1; ; attempt++ {
+		err = f(c)
+		if attempt == transientAttempts || !lockConflict(err) || ctx.Err() != nil {
+			break
+		}
+		// The monitor's functions lock node rows in their own order while
+		// the keepers' node_active calls lock them in theirs: PostgreSQL
+		// breaks such a deadlock by aborting one statement, which changed
+		// nothing. Every operation here checks the current state first,
+		// so running it again is safe.
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Duration(attempt) * transientBackoff):
+		}
+	}
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), closeTimeout)
 	defer cancel()
 	if cerr := c.Close(cctx); cerr != nil && err == nil {
@@ -84,6 +99,22 @@ func (m *Monitor) with(ctx context.Context, connString, op, target string, f fun
 		return &MonitorError{Op: op, Target: target, Err: err}
 	}
 	return nil
+}
+
+// transientAttempts bounds how often with runs an operation the server
+// aborted for a deadlock or a serialization failure; transientBackoff is
+// the first wait between the attempts.
+const (
+	transientAttempts = 4
+	transientBackoff  = 100 * time.Millisecond
+)
+
+// lockConflict reports an error the server raised to break a lock conflict
+// (deadlock_detected, serialization_failure): the statement was rolled back
+// and may be run again.
+func lockConflict(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && (pgErr.Code == "40P01" || pgErr.Code == "40001")
 }
 
 // callBool runs `select <fn>(args...)` for a monitor function returning
