@@ -77,7 +77,7 @@ func (m *Monitor) with(ctx context.Context, connString, op, target string, f fun
 	}
 	for attempt := 1; ; attempt++ {
 		err = f(c)
-		if attempt == transientAttempts || !lockConflict(err) || ctx.Err() != nil {
+		if attempt == lockConflictAttempts || !lockConflict(err) || ctx.Err() != nil {
 			break
 		}
 		// The monitor's functions lock node rows in their own order while
@@ -87,7 +87,7 @@ func (m *Monitor) with(ctx context.Context, connString, op, target string, f fun
 		// so running it again is safe.
 		select {
 		case <-ctx.Done():
-		case <-time.After(time.Duration(attempt) * transientBackoff):
+		case <-time.After(time.Duration(attempt) * lockConflictBackoff):
 		}
 	}
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), closeTimeout)
@@ -101,12 +101,12 @@ func (m *Monitor) with(ctx context.Context, connString, op, target string, f fun
 	return nil
 }
 
-// transientAttempts bounds how often with runs an operation the server
-// aborted for a deadlock or a serialization failure; transientBackoff is
+// lockConflictAttempts bounds how often with runs an operation the server
+// aborted for a deadlock or a serialization failure; lockConflictBackoff is
 // the first wait between the attempts.
 const (
-	transientAttempts = 4
-	transientBackoff  = 100 * time.Millisecond
+	lockConflictAttempts = 4
+	lockConflictBackoff  = 100 * time.Millisecond
 )
 
 // lockConflict reports an error the server raised to break a lock conflict
