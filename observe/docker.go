@@ -404,6 +404,7 @@ func (e *engine) container(ctx context.Context, id string) (*Container, error) {
 		State:        ic.State.Status,
 		RestartCount: ic.RestartCount,
 		Labels:       ourLabels(ic.Config.Labels),
+		Command:      ic.Config.Cmd,
 	}
 	c.Cluster = c.Labels[LabelCluster]
 	c.Node = c.Labels[LabelNode]
@@ -420,12 +421,18 @@ func (e *engine) container(ctx context.Context, id string) (*Container, error) {
 		return c, nil
 	}
 	var (
-		wg         sync.WaitGroup
-		lerr, perr error
+		wg               sync.WaitGroup
+		lerr, perr, kerr error
 	)
 	wg.Go(func() {
 		lerr = guard(func() error {
 			c.LogEvidence = e.evidence(ctx, ic.ID, ic.Config.Tty)
+			return nil
+		})
+	})
+	wg.Go(func() {
+		kerr = guard(func() error {
+			c.Keeper = e.keeper(ctx, ic.ID, ic.Config.Env)
 			return nil
 		})
 	})
@@ -438,7 +445,7 @@ func (e *engine) container(ctx context.Context, id string) (*Container, error) {
 		})
 	}
 	wg.Wait()
-	return c, errors.Join(lerr, perr)
+	return c, errors.Join(lerr, perr, kerr)
 }
 
 // evidence returns the lines of the container's last LogEvidenceTail log

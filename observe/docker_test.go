@@ -189,7 +189,8 @@ func TestObserveVMReadsRealEngineAnswers(t *testing.T) {
 				Name: "pgaf-cap-monitor", ID: "654fb74f5c63080cf62214f1eb60fef4597d8ad34c093483bdcab062fd5a4aff",
 				Cluster: "pgaf-cap", Node: "monitor", Role: RoleMonitor,
 				Image: "pgaf/postgres:15-2.0", State: "created", SpecHash: "fedcba9876543210",
-				Labels: with(LabelNode, "monitor", LabelRole, RoleMonitor, LabelSpecHash, "fedcba9876543210"),
+				Labels:  with(LabelNode, "monitor", LabelRole, RoleMonitor, LabelSpecHash, "fedcba9876543210"),
+				Command: []string{"pg_autoctl", "--help"},
 			},
 			{
 				Name: "pgaf-cap-node1", ID: "044190365b0c63b221fcaf713fc052394b125dec96cbc09d78d91543ff9f56b8",
@@ -215,6 +216,14 @@ func TestObserveVMReadsRealEngineAnswers(t *testing.T) {
 				Labels: map[string]string{LabelManaged: "true", LabelVM: "vmcap", LabelCluster: "pgaf-cap", LabelNode: "node1", LabelRebuild: "tok1"}},
 		},
 	}
+	// The node's command is the capture's shell script, then its port.
+	if n := len(got.Containers); n == 2 {
+		cmd := got.Containers[1].Command
+		if len(cmd) < 4 || cmd[0] != "-c" || !slices.Equal(cmd[len(cmd)-3:], []string{"sh", "--pgport", "6543"}) {
+			t.Errorf("node command %q", cmd)
+		}
+		want.Containers[1].Command = cmd
+	}
 	if d := cmp.Diff(want, got); d != "" {
 		t.Errorf("ObserveVM (-want +got):\n%s", d)
 	}
@@ -223,7 +232,9 @@ func TestObserveVMReadsRealEngineAnswers(t *testing.T) {
 	// and volumes by label, each container's inspect, the node's log
 	// tail (not the monitor's), and the node's server on its port.
 	filter := `filters=%7B%22label%22%3A%5B%22pgaf.vm%3Dvmcap%22%5D%7D`
+	// The node's keeper config was asked for (the capture has none: 404).
 	wantReqs := []string{
+		"vmcap GET /containers/044190365b0c63b221fcaf713fc052394b125dec96cbc09d78d91543ff9f56b8/archive?path=%2Fvar%2Flib%2Fpostgres%2Fconfig%2Fpg_autoctl%2Fvar%2Flib%2Fpostgres%2Fpgaf%2Fpg_autoctl.cfg",
 		"vmcap GET /containers/044190365b0c63b221fcaf713fc052394b125dec96cbc09d78d91543ff9f56b8/json",
 		"vmcap GET /containers/044190365b0c63b221fcaf713fc052394b125dec96cbc09d78d91543ff9f56b8/logs?stderr=1&stdout=1&tail=200",
 		"vmcap GET /containers/654fb74f5c63080cf62214f1eb60fef4597d8ad34c093483bdcab062fd5a4aff/json",

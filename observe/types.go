@@ -74,6 +74,12 @@ type Container struct {
 	// answered PostgresQuery (nil for the monitor, for a container that is
 	// not running, or an observer that did not ask).
 	Postgres *Postgres `json:"postgres,omitempty"`
+	// Command is the container's command, as it was created.
+	Command []string `json:"command,omitempty"`
+	// Keeper is what a node container's pg_autoctl files say (nil for the
+	// monitor, a node that has not written them yet, or an observer that
+	// did not ask).
+	Keeper *Keeper `json:"keeper,omitempty"`
 }
 
 // Postgres is one node's PostgreSQL server as it reports itself.
