@@ -122,6 +122,10 @@ func (w *fakeWorld) RemoveVolume(ctx context.Context, vm, name string) error {
 	w.call("volume rm " + name)
 	return nil
 }
+func (w *fakeWorld) FenceContainer(ctx context.Context, vm, name, fenced string) error {
+	w.call("fence " + name)
+	return nil
+}
 func (w *fakeWorld) Exec(ctx context.Context, vm, container string, argv []string) ([]byte, error) {
 	return nil, errors.New("exec is not simulated")
 }

@@ -26,6 +26,8 @@ const (
 	OpStop         = "stop"
 	OpRemove       = "rm"
 	OpPull         = "pull"
+	OpUpdate       = "update"
+	OpRename       = "rename"
 	// OpExec is counted as a mutation because what runs inside may change
 	// state (pg_autoctl commands, ALTER SYSTEM).
 	OpExec = "exec"
@@ -346,6 +348,35 @@ func (d *Docker) StopContainer(ctx context.Context, vm, name string) error {
 		return nil
 	}
 	_, err = d.mutate(ctx, vm, OpStop, name, []string{"docker", "stop", "--time", d.stopSeconds(), name})
+	return err
+}
+
+// FenceContainer fences a container for good, keeping it and its volume:
+// its restart policy set to no (neither dockerd nor a VM's reboot starts it
+// again), stopped with StopTimeout's grace, and renamed to fenced (so that
+// nothing that acts by its name finds it). A container already renamed is
+// left alone; one missing under both names is an error wrapping
+// ErrNoSuchContainer.
+func (d *Docker) FenceContainer(ctx context.Context, vm, name, fenced string) error {
+	info, ok, err := d.Container(ctx, vm, name)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		if _, done, err := d.Container(ctx, vm, fenced); err != nil || done {
+			return err
+		}
+		return &DockerError{VM: vm, Op: OpRename, Object: name, Err: ErrNoSuchContainer}
+	}
+	if _, err := d.mutate(ctx, vm, OpUpdate, name, []string{"docker", "update", "--restart=no", name}); err != nil {
+		return err
+	}
+	if info.State == "running" || info.State == "restarting" || info.State == "paused" {
+		if _, err := d.mutate(ctx, vm, OpStop, name, []string{"docker", "stop", "--time", d.stopSeconds(), name}); err != nil {
+			return err
+		}
+	}
+	_, err = d.mutate(ctx, vm, OpRename, name, []string{"docker", "rename", name, fenced})
 	return err
 }
 

@@ -25,6 +25,7 @@ type Containers interface {
 	StopContainer(ctx context.Context, vm, name string) error
 	RemoveContainer(ctx context.Context, vm, name string) error
 	RemoveVolume(ctx context.Context, vm, name string) error
+	FenceContainer(ctx context.Context, vm, name, fenced string) error
 	Exec(ctx context.Context, vm, container string, argv []string) ([]byte, error)
 }
 
@@ -177,12 +178,46 @@ func (x *Executor) Execute(ctx context.Context, a reconcile.Action) error {
 			return err
 		}
 		return x.Docker.StartContainer(ctx, a.VM, name)
+	case reconcile.FenceMonitor:
+		return x.Docker.FenceContainer(ctx, a.VM, reconcile.ContainerName(a.Cluster, "monitor"), a.Fenced)
+	case reconcile.DisableMonitor, reconcile.EnableMonitor:
+		argv := MonitorMoveCommand(a.Kind, a.Settings["monitor"])
+		name := reconcile.ContainerName(a.Cluster, a.Node)
+		if out, err := x.Docker.Exec(ctx, a.VM, name, argv); err != nil {
+			return fmt.Errorf("%s on %s: %w: %s", a.Kind, a.Node, err, strings.TrimSpace(string(out)))
+		}
+		return nil
 	case reconcile.EnableMaintenance:
 		return x.monitor(c).StartMaintenance(ctx, a.NodeID)
 	case reconcile.DisableMaintenance:
 		return x.monitor(c).StopMaintenance(ctx, a.NodeID)
 	}
 	return fmt.Errorf("action kind %q has no executor", a.Kind)
+}
+
+// monitorMove is the script of MonitorMoveCommand. It reads which monitor
+// the node's keeper follows first, so running it again changes nothing:
+// disable acts only on a keeper that follows a monitor, enable only on one
+// that follows none, and does nothing when it already follows the new one.
+// pg_autoctl enable monitor registers the node under its name and node id
+// and, on a standby, returns once the new monitor assigned it catchingup.
+const monitorMove = `cur=$(pg_autoctl config get --pgdata "$PGDATA" pg_autoctl.monitor) || exit 1
+case "$1" in
+disable) [ "$cur" = PG_AUTOCTL_DISABLED ] || exec pg_autoctl disable monitor --force --pgdata "$PGDATA" ;;
+enable)
+	[ "$cur" = "$2" ] && exit 0
+	[ "$cur" = PG_AUTOCTL_DISABLED ] || { echo "the keeper follows $cur, not the new monitor: disable it first" >&2; exit 1; }
+	exec pg_autoctl enable monitor --pgdata "$PGDATA" "$2" ;;
+esac`
+
+// MonitorMoveCommand is the argv, run in a node's container, of a
+// disable_monitor or enable_monitor step (uri: the new monitor's).
+func MonitorMoveCommand(kind reconcile.Kind, uri string) []string {
+	verb := "disable"
+	if kind == reconcile.EnableMonitor {
+		verb = "enable"
+	}
+	return []string{"sh", "-c", monitorMove, "sh", verb, uri}
 }
 
 // psqlLocal runs psql as the server's owner on the socket and port that

@@ -57,6 +57,15 @@ const (
 	// RestartContainer stops and starts a node's container as it is (a
 	// parameter that needs a restart), while the node is in maintenance.
 	RestartContainer Kind = "restart_container"
+	// FenceMonitor fences an old monitor before a new one replaces it: its
+	// restart policy set to no, stopped, renamed to Fenced; its volume kept.
+	FenceMonitor Kind = "fence_monitor"
+	// DisableMonitor makes a node's keeper follow no monitor (pg_autoctl
+	// disable monitor --force); PostgreSQL keeps running as it is.
+	DisableMonitor Kind = "disable_monitor"
+	// EnableMonitor registers a node whose keeper follows no monitor with
+	// the new one (pg_autoctl enable monitor), under its name and node id.
+	EnableMonitor Kind = "enable_monitor"
 )
 
 // Action is one step of a plan.
@@ -91,6 +100,9 @@ type Action struct {
 	// Restart names the parameters of a set_postgresql_parameters that
 	// need a restart (PostgreSQL context postmaster).
 	Restart []string `json:"restart,omitempty"`
+	// Fenced is the name a fence_monitor renames the old monitor's
+	// container to.
+	Fenced string `json:"fenced,omitempty"`
 }
 
 // Condition is what a wait action waits for.

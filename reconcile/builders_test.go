@@ -78,7 +78,7 @@ func putContainer(o *observe.Observation, spec ContainerSpec) {
 	vm := vmOf(o, spec.VM)
 	ct := observe.Container{Name: spec.Name, Cluster: spec.Labels[observe.LabelCluster], Node: spec.Labels[observe.LabelNode],
 		Role: spec.Labels[observe.LabelRole], Image: spec.Image, State: "running", StartedAt: o.Time, SpecHash: spec.Hash(),
-		Rebuild: spec.Labels[observe.LabelRebuild]}
+		Rebuild: spec.Labels[observe.LabelRebuild], Command: spec.Command}
 	replaced := false
 	for i := range vm.Containers {
 		if vm.Containers[i].Name == spec.Name {

@@ -4,7 +4,10 @@ package reconcile
 
 import (
 	"fmt"
+	"slices"
 	"strings"
+
+	"github.com/pgaf-gitops/reconciler/observe"
 )
 
 func (p *planner) planMonitor() bool {
@@ -19,7 +22,10 @@ func (p *planner) planMonitor() bool {
 		return true // the monitor answers; its container cannot be checked
 	}
 	p.pass("monitor", GuardVMUnobserved, func() string { return vmName + " was reached" })
-	ct, vol := p.container(vmName, "monitor")
+	if !p.planFence() {
+		return false
+	}
+	ct, vol := p.monitorObjects()
 	wait := func(reason string) {
 		p.add(Action{Kind: Wait, Node: "monitor", VM: vmName, Trigger: "bring-up", Reason: reason,
 			Until: &Condition{Node: "monitor", Timeout: Duration(MonitorReadyTimeout)}})
@@ -73,6 +79,30 @@ func (p *planner) planMonitor() bool {
 		return "the monitor will answer after the steps planned above"
 	})
 	return true
+}
+
+// monitorObjects are the desired monitor's container (nil when absent or
+// about to be fenced) and volume on its VM, found by name: a VM may keep
+// fenced monitors and the volumes of earlier monitors.
+func (p *planner) monitorObjects() (*observe.Container, *observe.Volume) {
+	vm := p.vm(p.c.Monitor.VM)
+	if vm == nil {
+		return nil, nil
+	}
+	var ct *observe.Container
+	var vol *observe.Volume
+	name, want := ContainerName(p.c.Name, "monitor"), MonitorVolumeName(p.c)
+	for i := range vm.Containers {
+		if c := &vm.Containers[i]; c.Cluster == p.c.Name && c.Name == name && !slices.ContainsFunc(p.old, func(o oldMonitor) bool { return o.ct == c }) {
+			ct = c
+		}
+	}
+	for i := range vm.Volumes {
+		if v := &vm.Volumes[i]; v.Cluster == p.c.Name && v.Name == want {
+			vol = v
+		}
+	}
+	return ct, vol
 }
 
 func (p *planner) planMonitorSettings() {

@@ -94,7 +94,7 @@ func (p *planner) planNode(n *desired.Node, gate bool) bool {
 	case on != nil && inMaintenance(on):
 		p.planMaintenance(n, ct, on)
 		return false
-	case ct.SpecHash != spec.Labels[observe.LabelSpecHash]:
+	case !p.specCurrent(n, ct):
 		ev := []string{fmt.Sprintf("container %s image %s spec-hash %s, desired image %s spec-hash %s", ct.Name, ct.Image, ct.SpecHash, spec.Image, spec.Labels[observe.LabelSpecHash])}
 		if on != nil && p.ready(on) && on.ReportedState == "secondary" {
 			p.roll(n, on, true, "drift", fmt.Sprintf("%s's container differs from its spec; replaced on the same volume (same node id, same data)", n.Name), ev)

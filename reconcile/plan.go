@@ -121,11 +121,18 @@ type planner struct {
 	notes []string
 	// trace, when not nil, records every guard evaluated (see Explain).
 	trace *trace
+	// old are the cluster's monitor containers to fence (see
+	// findOldMonitors); oldAnswered is set when the monitor that answered
+	// at the desired address is one of them.
+	old         []oldMonitor
+	oldAnswered bool
 }
 
 func (p *planner) plan() ClusterPlan {
 	p.out = ClusterPlan{Name: p.c.Name, Formation: p.c.Formation, Members: []Member{}, Actions: []Action{}, Blocked: []Blocked{}}
 	p.monitorUp = p.oc != nil && p.oc.Monitor.Reached
+	p.findOldMonitors()
+	p.fencedMonitors()
 	if p.monitorUp {
 		for i := range p.oc.Monitor.Nodes {
 			p.nodes = append(p.nodes, &p.oc.Monitor.Nodes[i])
@@ -148,12 +155,15 @@ func (p *planner) plan() ClusterPlan {
 		return p.out
 	}
 	p.planMonitorSettings()
+	if !p.planNodeMoves() {
+		return p.out
+	}
 	nodes := p.desiredNodes()
 	var primaryLast []*desired.Node
 	gate := true // every node before this one is settled (or will be)
 	for _, n := range nodes {
 		if on := p.monitorNode(n.Name); on != nil && isPrimary(on) && p.vmReached(n.VM) {
-			if ct, _ := p.container(n.VM, n.Name); ct != nil && ct.SpecHash != p.nodeSpec(n).Labels[observe.LabelSpecHash] {
+			if ct, _ := p.container(n.VM, n.Name); ct != nil && !p.specCurrent(n, ct) {
 				primaryLast = append(primaryLast, n)
 				continue
 			}
@@ -281,7 +291,11 @@ func (p *planner) members() {
 		m := Member{Node: name, VM: vmName, Port: port, Container: "unknown", Desired: isDesired}
 		if p.vmReached(vmName) {
 			m.Container = "absent"
-			if ct, _ := p.container(vmName, name); ct != nil {
+			ct, _ := p.container(vmName, name)
+			if name == "monitor" {
+				ct, _ = p.monitorObjects()
+			}
+			if ct != nil {
 				m.Container, m.Image = ct.State, ct.Image
 			}
 		}

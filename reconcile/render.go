@@ -69,6 +69,10 @@ func (a *Action) Describe() string {
 			}
 		}
 		return d
+	case FenceMonitor:
+		return fmt.Sprintf("fence_monitor %s (container %s renamed %s, kept)", target, ContainerName(a.Cluster, "monitor"), a.Fenced)
+	case EnableMonitor:
+		return fmt.Sprintf("enable_monitor %s (the new monitor at %s)", target, monitorHost(a.Settings["monitor"]))
 	case EnableMaintenance, DisableMaintenance:
 		return fmt.Sprintf("%s %s (id %d)", a.Kind, target, a.NodeID)
 	case RemoveNode:

@@ -153,7 +153,7 @@ func (p *planner) lift(n *desired.Node, on *observe.Node, trigger string, first 
 // operator started by hand (the container is older) is left alone.
 func (p *planner) planMaintenance(n *desired.Node, ct *observe.Container, on *observe.Node) {
 	spec := p.nodeSpec(n)
-	replace := ct.SpecHash != spec.Labels[observe.LabelSpecHash]
+	replace := !p.specCurrent(n, ct)
 	restart := !replace && len(p.pendingRestart(ct)) > 0
 	ours := !ct.StartedAt.IsZero() && ct.StartedAt.After(on.StateChangeTime)
 	running := ct.State == "running" || ct.State == "restarting"

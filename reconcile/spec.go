@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"net"
 	"net/url"
+	"regexp"
 	"slices"
 	"sort"
 	"strconv"
@@ -89,6 +90,36 @@ func (s ContainerSpec) Hash() string {
 
 // VolumeName is the volume of a cluster member ("monitor" or a node name).
 func VolumeName(cluster, member string) string { return cluster + "-" + member + "-data" }
+
+// MonitorVolumeName is the volume of a cluster's monitor. Each
+// monitor.recreate token names a volume of its own, so a new monitor never
+// starts on the data of an earlier one (a monitor moved away and back to
+// a VM finds the volume it left there, which a fenced container holds).
+// A token that is a plain name is used as it is; another is shortened to
+// its digest.
+func MonitorVolumeName(c *desired.Cluster) string {
+	tok := c.Monitor.Recreate
+	if tok == "" {
+		return VolumeName(c.Name, "monitor")
+	}
+	if !plainToken.MatchString(tok) {
+		sum := sha256.Sum256([]byte(tok))
+		tok = hex.EncodeToString(sum[:4])
+	}
+	return c.Name + "-monitor-" + tok + "-data"
+}
+
+var plainToken = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,39}$`)
+
+// FencedName is the name a fenced monitor container is renamed to: it
+// keeps its data and labels, and no plan starts or replaces it again.
+func FencedName(c *desired.Cluster, ct *observe.Container) string {
+	id := ct.ID
+	if len(id) > 12 {
+		id = id[:12]
+	}
+	return ContainerName(c.Name, "monitor") + "-fenced-" + id
+}
 
 // ContainerName is the container of a cluster member.
 func ContainerName(cluster, member string) string { return cluster + "-" + member }
@@ -187,6 +218,7 @@ func MonitorSpec(st *desired.State, c *desired.Cluster) ContainerSpec {
 		img = c.Image
 	}
 	s := baseSpec(st, c, "monitor", observe.RoleMonitor, c.Monitor.VM, img)
+	s.Volume = MonitorVolumeName(c)
 	host := ""
 	if vm := findVM(st, c.Monitor.VM); vm != nil {
 		host = vm.Address
