@@ -112,7 +112,9 @@ func TestMonitorMove(t *testing.T) {
 		if got := planSteps(p); !slices.Equal(got, want) {
 			t.Errorf("steps\n got %q\nwant %q", got, want)
 		}
-		if !slices.ContainsFunc(p.Notes, func(n string) bool { return strings.Contains(n, "main-monitor-fenced-0123456789ab on vm3 is an earlier monitor") }) {
+		if !slices.ContainsFunc(p.Notes, func(n string) bool {
+			return strings.Contains(n, "main-monitor-fenced-0123456789ab on vm3 is an earlier monitor")
+		}) {
 			t.Errorf("notes lack the fenced monitor: %q", p.Notes)
 		}
 	})
