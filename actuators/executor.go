@@ -181,7 +181,7 @@ func (x *Executor) Execute(ctx context.Context, a reconcile.Action) error {
 	case reconcile.FenceMonitor:
 		return x.Docker.FenceContainer(ctx, a.VM, reconcile.ContainerName(a.Cluster, "monitor"), a.Fenced)
 	case reconcile.DisableMonitor, reconcile.EnableMonitor:
-		argv := MonitorMoveCommand(a.Kind, a.Settings["monitor"])
+		argv := MonitorMoveCommand(a.Kind, a.Settings["monitor"], a.Settings["recreate"])
 		name := reconcile.ContainerName(a.Cluster, a.Node)
 		if out, err := x.Docker.Exec(ctx, a.VM, name, argv); err != nil {
 			return fmt.Errorf("%s on %s: %w: %s", a.Kind, a.Node, err, strings.TrimSpace(string(out)))
@@ -201,23 +201,28 @@ func (x *Executor) Execute(ctx context.Context, a reconcile.Action) error {
 // that follows none, and does nothing when it already follows the new one.
 // pg_autoctl enable monitor registers the node under its name and node id
 // and, on a standby, returns once the new monitor assigned it catchingup.
+// Enable then records the monitor.recreate token the node was moved for
+// (observe.KeeperRecreateFile): a token acts once.
 const monitorMove = `cur=$(pg_autoctl config get --pgdata "$PGDATA" pg_autoctl.monitor) || exit 1
 case "$1" in
 disable) [ "$cur" = PG_AUTOCTL_DISABLED ] || exec pg_autoctl disable monitor --force --pgdata "$PGDATA" ;;
 enable)
-	[ "$cur" = "$2" ] && exit 0
-	[ "$cur" = PG_AUTOCTL_DISABLED ] || { echo "the keeper follows $cur, not the new monitor: disable it first" >&2; exit 1; }
-	exec pg_autoctl enable monitor --pgdata "$PGDATA" "$2" ;;
+	if [ "$cur" != "$2" ]; then
+		[ "$cur" = PG_AUTOCTL_DISABLED ] || { echo "the keeper follows $cur, not the new monitor: disable it first" >&2; exit 1; }
+		pg_autoctl enable monitor --pgdata "$PGDATA" "$2" || exit 1
+	fi
+	[ -z "$3" ] || printf '%s\n' "$3" >"$XDG_CONFIG_HOME/` + observe.KeeperRecreateFile + `" ;;
 esac`
 
 // MonitorMoveCommand is the argv, run in a node's container, of a
-// disable_monitor or enable_monitor step (uri: the new monitor's).
-func MonitorMoveCommand(kind reconcile.Kind, uri string) []string {
+// disable_monitor or enable_monitor step (uri: the new monitor's, token:
+// the monitor.recreate token it was created for).
+func MonitorMoveCommand(kind reconcile.Kind, uri, token string) []string {
 	verb := "disable"
 	if kind == reconcile.EnableMonitor {
 		verb = "enable"
 	}
-	return []string{"sh", "-c", monitorMove, "sh", verb, uri}
+	return []string{"sh", "-c", monitorMove, "sh", verb, uri, token}
 }
 
 // psqlLocal runs psql as the server's owner on the socket and port that

@@ -99,12 +99,14 @@ type Monitor struct {
 	VM    string `json:"vm" yaml:"vm"`
 	Port  int    `json:"port" yaml:"port"`   // default 5432
 	Image string `json:"image" yaml:"image"` // default: the cluster's image
-	// Recreate is an opaque token that allows, once, creating a new empty
-	// monitor when the monitor's volume is gone while nodes still hold
-	// state registered with the old one. Without it the planner refuses
-	// (guard monitor_lost): the nodes must then be re-registered by hand
-	// (README, "Losing the monitor's data"). The token is stored as a label
-	// on the new monitor's volume.
+	// Recreate is an opaque token that asks for a new, empty monitor, on
+	// VM (which may change in the same commit): after the monitor's data
+	// was lost, or to move the monitor on purpose. The planner fences the
+	// old monitor and moves every node to the new one (README, "Replacing
+	// the monitor"). Without a new token it refuses: guard monitor_lost
+	// when the data is gone, monitor_move when a monitor of the cluster
+	// runs elsewhere. The token is stored as a label on the new monitor's
+	// container and volume, and names that volume.
 	Recreate string `json:"recreate,omitempty" yaml:"recreate,omitempty"`
 }
 

@@ -133,15 +133,24 @@ func tail(s string, n int) string {
 	return strings.Join(lines, "\n")
 }
 
-func monitorURI(l *Lab) string {
-	vm, _ := l.VM("vm3")
+func monitorURI(l *Lab) string { return monitorURIOn(l, "vm3") }
+
+// monitorURIOn is monitorURI for a monitor on vmName, port 5432.
+func monitorURIOn(l *Lab, vmName string) string {
+	vm, _ := l.VM(vmName)
 	return fmt.Sprintf("postgres://autoctl_node@%s:5432/pg_auto_failover?sslmode=disable&connect_timeout=3", vm.Address)
 }
 
 // nodeIDs maps node names to their ids on the monitor.
 func nodeIDs(t *testing.T, ctx context.Context, l *Lab) map[string]int64 {
 	t.Helper()
-	conn, err := pgx.Connect(ctx, monitorURI(l))
+	return nodeIDsOn(t, ctx, l, "vm3")
+}
+
+// nodeIDsOn is nodeIDs of the monitor on vmName.
+func nodeIDsOn(t *testing.T, ctx context.Context, l *Lab, vmName string) map[string]int64 {
+	t.Helper()
+	conn, err := pgx.Connect(ctx, monitorURIOn(l, vmName))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -165,9 +174,15 @@ func nodeIDs(t *testing.T, ctx context.Context, l *Lab) map[string]int64 {
 // waitStable polls the monitor until one primary and want-1 secondaries.
 func waitStable(t *testing.T, ctx context.Context, l *Lab, want int, timeout time.Duration) pgafNode {
 	t.Helper()
+	return waitStableOn(t, ctx, l, "vm3", want, timeout)
+}
+
+// waitStableOn is waitStable on the monitor on vmName.
+func waitStableOn(t *testing.T, ctx context.Context, l *Lab, vmName string, want int, timeout time.Duration) pgafNode {
+	t.Helper()
 	var primary pgafNode
 	err := poll(ctx, timeout, "cluster stable", func(ctx context.Context) (bool, string, error) {
-		nodes, err := monitorNodes(ctx, monitorURI(l))
+		nodes, err := monitorNodes(ctx, monitorURIOn(l, vmName))
 		if err != nil {
 			return false, err.Error(), nil
 		}

@@ -23,6 +23,11 @@ import (
 // PG_AUTOCTL_MONITOR_DISABLED).
 const KeeperMonitorDisabled = "PG_AUTOCTL_DISABLED"
 
+// KeeperRecreateFile is the file, in a node's $XDG_CONFIG_HOME, where the
+// reconciler records the monitor.recreate token of the monitor it moved
+// the node to.
+const KeeperRecreateFile = "pgaf-monitor-recreate"
+
 // Keeper is a node's pg_autoctl as its files show it.
 type Keeper struct {
 	// Error says what could not be read ("" when both files were).
@@ -36,16 +41,20 @@ type Keeper struct {
 	NodeID       int64  `json:"node_id,omitempty"`
 	CurrentRole  string `json:"current_role,omitempty"`
 	AssignedRole string `json:"assigned_role,omitempty"`
+	// Recreate is the monitor.recreate token of the monitor the reconciler
+	// last moved the node to (KeeperRecreateFile; "" when never moved).
+	Recreate string `json:"recreate,omitempty"`
 }
 
 // MonitorDisabled reports whether the keeper follows no monitor.
 func (k *Keeper) MonitorDisabled() bool { return k.Monitor == KeeperMonitorDisabled }
 
 // keeperPaths are pg_autoctl's config and state files for a container's
-// environment: $XDG_CONFIG_HOME/pg_autoctl$PGDATA/pg_autoctl.cfg and
-// $XDG_DATA_HOME/pg_autoctl$PGDATA/pg_autoctl.state. ok is false when the
-// environment names no PGDATA.
-func keeperPaths(env []string) (cfg, state string, ok bool) {
+// environment, $XDG_CONFIG_HOME/pg_autoctl$PGDATA/pg_autoctl.cfg and
+// $XDG_DATA_HOME/pg_autoctl$PGDATA/pg_autoctl.state, and the reconciler's
+// $XDG_CONFIG_HOME/KeeperRecreateFile. ok is false when the environment
+// names no PGDATA.
+func keeperPaths(env []string) (cfg, state, recreate string, ok bool) {
 	vars := map[string]string{}
 	for _, kv := range env {
 		if k, v, found := strings.Cut(kv, "="); found {
@@ -54,7 +63,7 @@ func keeperPaths(env []string) (cfg, state string, ok bool) {
 	}
 	pgdata := vars["PGDATA"]
 	if pgdata == "" {
-		return "", "", false
+		return "", "", "", false
 	}
 	home := vars["HOME"]
 	if home == "" {
@@ -67,13 +76,13 @@ func keeperPaths(env []string) (cfg, state string, ok bool) {
 	if dataHome == "" {
 		dataHome = home + "/.local/share"
 	}
-	return cfgHome + "/pg_autoctl" + pgdata + "/pg_autoctl.cfg", dataHome + "/pg_autoctl" + pgdata + "/pg_autoctl.state", true
+	return cfgHome + "/pg_autoctl" + pgdata + "/pg_autoctl.cfg", dataHome + "/pg_autoctl" + pgdata + "/pg_autoctl.state", cfgHome + "/" + KeeperRecreateFile, true
 }
 
 // keeper reads a node container's pg_autoctl files. A node that has not
 // written them yet (a container still initialising) gives nil.
 func (e *engine) keeper(ctx context.Context, id string, env []string) *Keeper {
-	cfgPath, statePath, ok := keeperPaths(env)
+	cfgPath, statePath, recreatePath, ok := keeperPaths(env)
 	if !ok {
 		return nil
 	}
@@ -92,6 +101,11 @@ func (e *engine) keeper(ctx context.Context, id string, env []string) *Keeper {
 		if err := k.parseState(st); err != nil {
 			errs = append(errs, fmt.Sprintf("%s: %v", statePath, err))
 		}
+	} else if !errors.Is(err, errNotFound) {
+		errs = append(errs, err.Error())
+	}
+	if tok, err := e.file(ctx, id, recreatePath); err == nil {
+		k.Recreate = strings.TrimSuffix(string(tok), "\n")
 	} else if !errors.Is(err, errNotFound) {
 		errs = append(errs, err.Error())
 	}

@@ -61,6 +61,11 @@ func TestKeeperReadsConfigAndState(t *testing.T) {
 			"/var/lib/postgres/config/pg_autoctl/var/lib/postgres/pgaf/pg_autoctl.cfg":  []byte("[pg_autoctl]\nmonitor = PG_AUTOCTL_DISABLED\n"),
 			"/var/lib/postgres/share/pg_autoctl/var/lib/postgres/pgaf/pg_autoctl.state": keeperState(1, 6, 3),
 		}, &Keeper{Monitor: KeeperMonitorDisabled, NodeID: 1, CurrentRole: "primary", AssignedRole: "demoted"}},
+		{"moved to the monitor of a token", map[string][]byte{
+			"/var/lib/postgres/config/pg_autoctl/var/lib/postgres/pgaf/pg_autoctl.cfg":  []byte(cfg),
+			"/var/lib/postgres/share/pg_autoctl/var/lib/postgres/pgaf/pg_autoctl.state": keeperState(3, 9, 9),
+			"/var/lib/postgres/config/pgaf-monitor-recreate":                            []byte("lost 2026-12-04\n"),
+		}, &Keeper{Monitor: "postgres://autoctl_node@10.0.0.3:5432/pg_auto_failover?sslmode=prefer", NodeID: 3, CurrentRole: "secondary", AssignedRole: "secondary", Recreate: "lost 2026-12-04"}},
 		{"no config yet: nothing to say", map[string][]byte{}, nil},
 		{"a state file that is not one", map[string][]byte{
 			"/var/lib/postgres/config/pg_autoctl/var/lib/postgres/pgaf/pg_autoctl.cfg":  []byte(cfg),

@@ -10,8 +10,8 @@ import (
 )
 
 // GuardMonitorLost blocks creating a new, empty monitor while nodes still
-// hold state registered with the old one (README, "Losing the monitor's
-// data"): only a commit that sets monitor.recreate allows it.
+// hold state registered with the old one (README, "Replacing the
+// monitor"): only a commit that sets monitor.recreate allows it.
 const GuardMonitorLost = "monitor_lost"
 
 // MinLogEvidence is how many matching log lines count as "repeated": one
@@ -210,6 +210,18 @@ func forked(on, prim *observe.Node) bool {
 	return on.Timeline > prim.Timeline && !isPrimary(on) && settled(prim) && healthy(prim)
 }
 
+// recreateUsed names the nodes the reconciler moved to the monitor of the
+// desired monitor.recreate token (their keeper files record it).
+func (p *planner) recreateUsed() []string {
+	var used []string
+	for _, k := range p.idx.byCluster[p.c.Name] {
+		if ct := p.idx.objects[k].container; k.node != "monitor" && ct != nil && ct.Keeper != nil && ct.Keeper.Recreate != "" && ct.Keeper.Recreate == p.c.Monitor.Recreate {
+			used = append(used, k.node)
+		}
+	}
+	return used
+}
+
 // monitorLost decides whether a cluster whose monitor has no container may
 // have one created. vol is the monitor's volume (nil when absent). It
 // returns a non-empty block reason when the monitor's data is gone while
@@ -218,9 +230,9 @@ func forked(on, prim *observe.Node) bool {
 // bring-up or a container re-created on its volume).
 //
 // A new, empty monitor knows none of the nodes: their keepers would report
-// node ids it never issued, and re-registering them is pg_autoctl's
-// disable/enable monitor procedure, which needs a person. So the planner
-// does not guess.
+// node ids it never issued, and each must be moved to it (pg_autoctl's
+// disable/enable monitor, planNodeMoves). Losing the data is not a
+// decision the planner takes alone: a commit asks for it.
 func (p *planner) monitorLost(vol *observe.Volume) (block string, evidence []string) {
 	if vol != nil {
 		return "", nil
@@ -241,11 +253,16 @@ func (p *planner) monitorLost(vol *observe.Volume) (block string, evidence []str
 	if len(held) == 0 {
 		return "", nil
 	}
-	if tok := p.c.Monitor.Recreate; tok != "" {
+	tok := p.c.Monitor.Recreate
+	if used := p.recreateUsed(); tok != "" && len(used) > 0 {
+		return fmt.Sprintf("the monitor has neither container nor volume on %s, and monitor.recreate %q already acted: %s moved to the monitor it created, whose data is gone too; "+
+			"commit a new token to create another", p.c.Monitor.VM, tok, strings.Join(used, ", ")), nil
+	}
+	if tok != "" {
 		return "", []string{fmt.Sprintf("monitor.recreate is %q and the monitor has no volume on %s", tok, p.c.Monitor.VM),
 			"nodes hold state registered with the old monitor: " + strings.Join(held, ", ")}
 	}
 	return fmt.Sprintf("the monitor has neither container nor volume on %s, but nodes hold state registered with it: %s; "+
-		"a new empty monitor would not know them. Re-register them by hand after setting monitor.recreate to a new token in a commit (README, \"Losing the monitor's data\")",
+		"a new empty monitor would not know them. Commit a new monitor.recreate token (and monitor.vm, to put it elsewhere): the nodes are then moved to the new monitor (README, \"Replacing the monitor\")",
 		p.c.Monitor.VM, strings.Join(held, ", ")), nil
 }

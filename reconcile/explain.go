@@ -70,7 +70,12 @@ type Explanation struct {
 	Registered     *observe.Node      `json:"monitor_node"`
 	Events         []observe.Event    `json:"events"`
 	Container      *observe.Container `json:"container"`
-	Volume         *observe.Volume    `json:"volume"`
+	// SpecCurrent says whether the container is as its spec asks: its
+	// hash matches, or it differs only in the monitor its command names
+	// while its keeper follows the desired one (a node moved to a new
+	// monitor keeps its container).
+	SpecCurrent bool            `json:"spec_current"`
+	Volume      *observe.Volume `json:"volume"`
 	// Actions are the plan's actions for this node; Step is each one's
 	// place in the cluster's plan (1: the next to run).
 	Actions []PlannedAction `json:"actions"`
@@ -225,6 +230,11 @@ func (p *planner) explain(node string) *Explanation {
 		if ct != nil {
 			c := *ct
 			e.Container = &c
+			for i := range p.c.Nodes {
+				if n := &p.c.Nodes[i]; n.Name == node {
+					e.SpecCurrent = p.specCurrent(n, ct)
+				}
+			}
 		}
 		if vol != nil {
 			v := *vol

@@ -64,6 +64,8 @@ func (e *Explanation) WriteText(w io.Writer) error {
 		hash := "matches the desired spec"
 		if e.Desired == nil {
 			hash = "no desired spec"
+		} else if ct.SpecHash != e.Desired.SpecHash && e.SpecCurrent {
+			hash = "created for an earlier monitor; its keeper follows the desired one, so it is current"
 		} else if ct.SpecHash != e.Desired.SpecHash {
 			hash = "DIFFERS from the desired " + e.Desired.SpecHash
 		}
@@ -71,6 +73,16 @@ func (e *Explanation) WriteText(w io.Writer) error {
 		fmt.Fprintf(&b, "           restarted %d times, started %s, finished %s\n", ct.RestartCount, e.when(ct.StartedAt), e.when(ct.FinishedAt))
 		for _, l := range ct.LogEvidence {
 			fmt.Fprintf(&b, "           log: %s\n", l)
+		}
+		if k := ct.Keeper; k != nil {
+			fmt.Fprintf(&b, "           keeper: follows monitor %s, node id %d, %s, assigned %s", orDisabled(k.Monitor), k.NodeID, orDash(k.CurrentRole), orDash(k.AssignedRole))
+			if k.Recreate != "" {
+				fmt.Fprintf(&b, ", moved for monitor.recreate %q", k.Recreate)
+			}
+			if k.Error != "" {
+				fmt.Fprintf(&b, " (%s)", k.Error)
+			}
+			b.WriteString("\n")
 		}
 	}
 	switch v := e.Volume; {

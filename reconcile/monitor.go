@@ -22,6 +22,14 @@ func (p *planner) planMonitor() bool {
 		return true // the monitor answers; its container cannot be checked
 	}
 	p.pass("monitor", GuardVMUnobserved, func() string { return vmName + " was reached" })
+	if ct, _ := p.monitorObjects(); ct == nil {
+		// Checked before anything is fenced: an old monitor is never
+		// stopped for a new one that could not listen.
+		if other := p.monitorPortTaken(); other != "" {
+			p.block("monitor", GuardMonitorMove, fmt.Sprintf("%s already runs a monitor on port %d: %s; the monitor of cluster %s is not created there", vmName, p.c.Monitor.Port, other, p.c.Name))
+			return false
+		}
+	}
 	if !p.planFence() {
 		return false
 	}

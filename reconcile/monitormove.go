@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/pgaf-gitops/reconciler/desired"
@@ -101,6 +102,26 @@ func (p *planner) planFence() bool {
 				"so no keeper follows two monitors; the primary keeps serving, and no failover can happen until the new monitor has the nodes", tok, p.c.Monitor.VM, where, FencedName(p.c, o.ct))})
 	}
 	return true
+}
+
+// monitorPortTaken names a monitor container of another cluster, not
+// fenced, that listens on the desired monitor's VM and port ("" when
+// none): the new monitor could not listen there.
+func (p *planner) monitorPortTaken() string {
+	vm := p.vm(p.c.Monitor.VM)
+	if vm == nil {
+		return ""
+	}
+	port := strconv.Itoa(p.c.Monitor.Port)
+	for _, ct := range vm.Containers {
+		if ct.Role != observe.RoleMonitor || ct.Cluster == p.c.Name || strings.Contains(ct.Name, "-fenced-") {
+			continue
+		}
+		if i := slices.Index(ct.Command, "--pgport"); i >= 0 && i+1 < len(ct.Command) && ct.Command[i+1] == port {
+			return fmt.Sprintf("container %s of cluster %q (%s)", ct.Name, ct.Cluster, ct.State)
+		}
+	}
+	return ""
 }
 
 // keeperPrimary reports whether a keeper's state is one of a primary's.
@@ -223,7 +244,7 @@ func (p *planner) planNodeMoves() bool {
 		all = append(all[len(all)-1:], all[:len(all)-1]...) // the primary first
 	}
 	for _, m := range all {
-		p.add(Action{Kind: EnableMonitor, Node: m.n.Name, VM: m.n.VM, Trigger: "monitor-recreate", Settings: map[string]string{"monitor": uri}, Evidence: keeperEvidence(m),
+		p.add(Action{Kind: EnableMonitor, Node: m.n.Name, VM: m.n.VM, Trigger: "monitor-recreate", Settings: map[string]string{"monitor": uri, "recreate": p.c.Monitor.Recreate}, Evidence: keeperEvidence(m),
 			Reason: fmt.Sprintf("%s registers with the new monitor on %s under its name and node id %d (pg_autoctl enable monitor)%s",
 				m.n.Name, p.c.Monitor.VM, m.k.NodeID, map[bool]string{true: ", first: it is the primary", false: ", after the primary"}[m.n.Name == primary])})
 		states := []string{"secondary"}

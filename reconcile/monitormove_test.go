@@ -104,6 +104,22 @@ func TestMonitorMove(t *testing.T) {
 		containerOf(o, "vm2", "main-node2").Keeper.Monitor = observe.KeeperMonitorDisabled
 		return o
 	}
+	t.Run("refused_onto_a_port_another_monitor_holds", func(t *testing.T) {
+		st := moveState("move-1")
+		o := before(st)
+		other := refState("other")
+		spec := MonitorSpec(other, &other.Clusters[0])
+		spec.VM = "vm4"
+		putContainer(o, spec)
+		p := Plan(st, o)
+		if got := planSteps(p); len(got) != 0 {
+			t.Errorf("steps %q (the old monitor must not be fenced for a new one that cannot listen)", got)
+		}
+		if b := p.Clusters[0].Blocked; len(b) != 1 || b[0].Guard != GuardMonitorMove || !strings.Contains(b[0].Reason, `vm4 already runs a monitor on port 5432: container other-monitor of cluster "other"`) {
+			t.Errorf("blocked %+v", b)
+		}
+	})
+
 	t.Run("resumes_after_an_interrupted_move", func(t *testing.T) {
 		st := moveState("move-1")
 		p := Plan(st, midway(st))
@@ -213,5 +229,28 @@ func TestMonitorMoveSameAddressAfterCreate(t *testing.T) {
 	containerOf(o, "vm2", "main-node2").StartedAt = o.Time.Add(time.Second)
 	if got := planSteps(Plan(st, o)); slices.Contains(got, "disable_monitor node2@vm2") || slices.Contains(got, "enable_monitor node2@vm2") {
 		t.Errorf("steps %q", got)
+	}
+}
+
+// A token acts once: lost again after the nodes were moved for it, the
+// monitor needs another.
+func TestMonitorRecreateTokenActsOnce(t *testing.T) {
+	st := refState()
+	st.Clusters[0].Monitor.Recreate = "lost-1"
+	o := converged(st)
+	followed(st, o, MonitorURI(st, &st.Clusters[0]))
+	containerOf(o, "vm2", "main-node2").Keeper.Recreate = "lost-1"
+	vm := vmOf(o, "vm3")
+	vm.Containers = slices.DeleteFunc(vm.Containers, func(c observe.Container) bool { return c.Node == "monitor" })
+	vm.Volumes = slices.DeleteFunc(vm.Volumes, func(v observe.Volume) bool { return v.Node == "monitor" })
+	o.Clusters[0].Monitor = observe.Monitor{Reached: false, Error: "connection refused"}
+	p := Plan(st, o)
+	if len(p.Actions()) != 0 || len(p.Clusters[0].Blocked) != 1 || p.Clusters[0].Blocked[0].Guard != GuardMonitorLost ||
+		!strings.Contains(p.Clusters[0].Blocked[0].Reason, `monitor.recreate "lost-1" already acted: node2 moved`) {
+		t.Errorf("planned %q, blocked %+v", planSteps(p), p.Clusters[0].Blocked)
+	}
+	st.Clusters[0].Monitor.Recreate = "lost-2"
+	if got := planSteps(Plan(st, o)); len(got) == 0 || got[0] != "create_monitor monitor@vm3" {
+		t.Errorf("a new token: steps %q", got)
 	}
 }
