@@ -207,7 +207,8 @@ func Build(st *desired.State, obs *observe.Observation) Report {
 				return "unknown", ""
 			}
 			for _, ct := range v.Containers {
-				if ct.Cluster == c.Name && ct.Node == node {
+				// By name: a VM may keep fenced monitors of the cluster.
+				if ct.Cluster == c.Name && ct.Node == node && ct.Name == reconcile.ContainerName(c.Name, node) {
 					return ct.State, ct.Image
 				}
 			}
