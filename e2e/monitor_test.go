@@ -3,14 +3,35 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"maps"
 	"slices"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
+
+// lockedBuffer is a bytes.Buffer a process writes while the test reads.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
 
 // TestMonitorReplacementOnLab replaces the reference cluster's monitor by
 // commit alone, with the application's writer running through `dsn`:
@@ -143,12 +164,41 @@ func TestMonitorReplacementOnLab(t *testing.T) {
 	})
 
 	// moveAlive moves the running monitor from one VM to another by
-	// commit, and checks the old one is kept fenced.
-	moveAlive := func(t *testing.T, from, to, fromLine, toLine string) {
+	// commit, and checks the old one is kept fenced. With killAt, the
+	// first apply is killed -9 as soon as it prints that step, and a
+	// second apply finishes the move from what it observes.
+	moveAlive := func(t *testing.T, from, to, fromLine, toLine, killAt string) {
 		waitStableOn(t, ctx, l, from, 3, time.Minute)
 		r.edit(t, fromLine, toLine)
 		commit := time.Now()
-		out := r.apply(t, ctx)
+		var out string
+		if killAt != "" {
+			cmd := r.cmd(ctx, "apply")
+			var buf lockedBuffer
+			cmd.Stdout, cmd.Stderr = &buf, &buf
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			err := poll(ctx, 3*time.Minute, "apply prints "+killAt, func(ctx context.Context) (bool, string, error) {
+				return strings.Contains(buf.String(), killAt), tail(buf.String(), 2), nil
+			})
+			if kerr := cmd.Process.Signal(syscall.SIGKILL); kerr != nil {
+				t.Fatal(kerr)
+			}
+			_ = cmd.Wait()
+			if err != nil {
+				t.Fatalf("%v\n%s", err, buf.String())
+			}
+			first := appliedSteps(buf.String())
+			t.Logf("apply killed -9 at %q after %q", killAt, first)
+			out = r.apply(t, ctx)
+			if again := appliedSteps(out); slices.Contains(again, "fence_monitor monitor") || slices.Contains(again, "create_monitor monitor") {
+				t.Errorf("the second apply fenced or created a monitor again: %q", again)
+			}
+			out = buf.String() + out
+		} else {
+			out = r.apply(t, ctx)
+		}
 		if steps := appliedSteps(out); len(steps) == 0 || steps[0] != "fence_monitor monitor" {
 			t.Errorf("the move did not start by fencing the monitor on %s: %q", from, steps)
 		}
@@ -176,10 +226,10 @@ func TestMonitorReplacementOnLab(t *testing.T) {
 		noChanges(t)
 	}
 	t.Run("moved_back_to_vm3_with_the_monitor_alive", func(t *testing.T) {
-		moveAlive(t, "vm4", "vm3", "monitor: {vm: vm4, port: 5432, recreate: lost-2026-12-04}", "monitor: {vm: vm3, port: 5432, recreate: back-2026-12-04}")
+		moveAlive(t, "vm4", "vm3", "monitor: {vm: vm4, port: 5432, recreate: lost-2026-12-04}", "monitor: {vm: vm3, port: 5432, recreate: back-2026-12-04}", "")
 	})
-	t.Run("moved_to_vm4_again_with_the_monitor_alive", func(t *testing.T) {
-		moveAlive(t, "vm3", "vm4", "monitor: {vm: vm3, port: 5432, recreate: back-2026-12-04}", "monitor: {vm: vm4, port: 5432, recreate: again-2026-12-04}")
+	t.Run("moved_to_vm4_again_kill_9_mid_move_then_apply_finishes", func(t *testing.T) {
+		moveAlive(t, "vm3", "vm4", "monitor: {vm: vm3, port: 5432, recreate: back-2026-12-04}", "monitor: {vm: vm4, port: 5432, recreate: again-2026-12-04}", ": enable_monitor node1")
 	})
 
 	t.Run("every_acknowledged_row_on_every_node", func(t *testing.T) {

@@ -421,8 +421,8 @@ func (e *engine) container(ctx context.Context, id string) (*Container, error) {
 		return c, nil
 	}
 	var (
-		wg               sync.WaitGroup
-		lerr, perr, kerr error
+		wg         sync.WaitGroup
+		lerr, perr error
 	)
 	wg.Go(func() {
 		lerr = guard(func() error {
@@ -430,12 +430,7 @@ func (e *engine) container(ctx context.Context, id string) (*Container, error) {
 			return nil
 		})
 	})
-	wg.Go(func() {
-		kerr = guard(func() error {
-			c.Keeper = e.keeper(ctx, ic.ID, ic.Config.Env)
-			return nil
-		})
-	})
+
 	if c.State == "running" {
 		wg.Go(func() {
 			perr = guard(func() error {
@@ -445,7 +440,7 @@ func (e *engine) container(ctx context.Context, id string) (*Container, error) {
 		})
 	}
 	wg.Wait()
-	return c, errors.Join(lerr, perr, kerr)
+	return c, errors.Join(lerr, perr)
 }
 
 // evidence returns the lines of the container's last LogEvidenceTail log

@@ -232,9 +232,7 @@ func TestObserveVMReadsRealEngineAnswers(t *testing.T) {
 	// and volumes by label, each container's inspect, the node's log
 	// tail (not the monitor's), and the node's server on its port.
 	filter := `filters=%7B%22label%22%3A%5B%22pgaf.vm%3Dvmcap%22%5D%7D`
-	// The node's keeper config was asked for (the capture has none: 404).
 	wantReqs := []string{
-		"vmcap GET /containers/044190365b0c63b221fcaf713fc052394b125dec96cbc09d78d91543ff9f56b8/archive?path=%2Fvar%2Flib%2Fpostgres%2Fconfig%2Fpg_autoctl%2Fvar%2Flib%2Fpostgres%2Fpgaf%2Fpg_autoctl.cfg",
 		"vmcap GET /containers/044190365b0c63b221fcaf713fc052394b125dec96cbc09d78d91543ff9f56b8/json",
 		"vmcap GET /containers/044190365b0c63b221fcaf713fc052394b125dec96cbc09d78d91543ff9f56b8/logs?stderr=1&stdout=1&tail=200",
 		"vmcap GET /containers/654fb74f5c63080cf62214f1eb60fef4597d8ad34c093483bdcab062fd5a4aff/json",

@@ -16,6 +16,8 @@ import (
 	"io"
 	"net/url"
 	"strings"
+	"sync"
+	"time"
 )
 
 // KeeperMonitorDisabled is what pg_autoctl.cfg's pg_autoctl.monitor holds
@@ -77,6 +79,63 @@ func keeperPaths(env []string) (cfg, state, recreate string, ok bool) {
 		dataHome = home + "/.local/share"
 	}
 	return cfgHome + "/pg_autoctl" + pgdata + "/pg_autoctl.cfg", dataHome + "/pg_autoctl" + pgdata + "/pg_autoctl.state", cfgHome + "/" + KeeperRecreateFile, true
+}
+
+// readKeepers fills Keeper for the node containers whose monitor does not
+// know them: every node of a cluster whose monitor was not reached, and
+// each node its monitor does not list. Those are the nodes a monitor's
+// replacement moves; the others report to the monitor that answers. The
+// engine's archive API costs about 0.1 s a file on the lab, too much for
+// every node of every observation. Each VM's reads share one engine
+// session; VMs and containers are read in parallel, bounded by timeout.
+func readKeepers(ctx context.Context, d Dialer, obs *Observation, timeout time.Duration) {
+	listed := map[string]map[string]bool{} // by cluster: the node names its monitor lists; nil when not reached
+	for _, c := range obs.Clusters {
+		if !c.Monitor.Reached {
+			continue
+		}
+		listed[c.Name] = map[string]bool{}
+		for _, n := range c.Monitor.Nodes {
+			listed[c.Name][n.Name] = true
+		}
+	}
+	var wg sync.WaitGroup
+	for i := range obs.VMs {
+		vm := &obs.VMs[i]
+		var want []*Container
+		for j := range vm.Containers {
+			if ct := &vm.Containers[j]; ct.Role == RoleNode && ct.ID != "" {
+				if names, ok := listed[ct.Cluster]; !ok || !names[ct.Node] {
+					want = append(want, ct)
+				}
+			}
+		}
+		if !vm.Reached || len(want) == 0 {
+			continue
+		}
+		wg.Go(func() {
+			vctx, cancel := context.WithTimeout(ctx, timeout)
+			defer cancel()
+			e := newEngine(d, vm.Name)
+			defer e.close()
+			var cw sync.WaitGroup
+			for _, ct := range want {
+				cw.Go(func() {
+					_ = guard(func() error {
+						var ic inspectContainer
+						if err := e.getJSON(vctx, "/containers/"+url.PathEscape(ct.ID)+"/json", nil, &ic); err != nil {
+							ct.Keeper = &Keeper{Error: err.Error()}
+							return nil
+						}
+						ct.Keeper = e.keeper(vctx, ct.ID, ic.Config.Env)
+						return nil
+					})
+				})
+			}
+			cw.Wait()
+		})
+	}
+	wg.Wait()
 }
 
 // keeper reads a node container's pg_autoctl files. A node that has not

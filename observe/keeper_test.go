@@ -6,7 +6,9 @@ import (
 	"encoding/binary"
 	"io"
 	"net/http"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -98,4 +100,56 @@ func archive(t *testing.T, path string, files map[string][]byte) http.Handler {
 		}
 		_, _ = io.WriteString(w, tarOf(t, "pg_autoctl.x", body))
 	})
+}
+
+// Keepers are read only for the nodes the monitor does not list, or all
+// of a cluster whose monitor was not reached.
+func TestReadKeepersOnlyWhereTheMonitorDoesNotKnow(t *testing.T) {
+	env := `"Env":["PGDATA=/d","XDG_CONFIG_HOME=/c","XDG_DATA_HOME=/s"]`
+	files := map[string]string{
+		"/c/pg_autoctl/d/pg_autoctl.cfg": "[pg_autoctl]\nmonitor = PG_AUTOCTL_DISABLED\n",
+	}
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case strings.HasSuffix(r.URL.Path, "/json"):
+			_, _ = io.WriteString(w, `{"Id":"x","Config":{`+env+`}}`)
+		case strings.HasSuffix(r.URL.Path, "/archive"):
+			if body, ok := files[r.URL.Query().Get("path")]; ok {
+				_, _ = io.WriteString(w, tarOf(t, "f", []byte(body)))
+				return
+			}
+			http.Error(w, `{"message":"Could not find the file"}`, http.StatusNotFound)
+		default:
+			http.Error(w, `{"message":"no"}`, http.StatusNotFound)
+		}
+	})
+	f := newFakeVMs(t)
+	f.engine("vm1", h)
+	obs := &Observation{
+		VMs: []VM{{Name: "vm1", Reached: true, Containers: []Container{
+			{Name: "a-node1", ID: "a1", Cluster: "a", Node: "node1", Role: RoleNode},
+			{Name: "a-node2", ID: "a2", Cluster: "a", Node: "node2", Role: RoleNode},
+			{Name: "a-monitor", ID: "am", Cluster: "a", Node: "monitor", Role: RoleMonitor},
+			{Name: "b-node1", ID: "b1", Cluster: "b", Node: "node1", Role: RoleNode},
+		}}},
+		Clusters: []Cluster{
+			{Name: "a", Monitor: Monitor{Reached: true, Nodes: []Node{{Name: "node1"}}}},
+			{Name: "b", Monitor: Monitor{Reached: false}},
+		},
+	}
+	readKeepers(t.Context(), f, obs, 5*time.Second)
+	got := map[string]*Keeper{}
+	for _, ct := range obs.VMs[0].Containers {
+		got[ct.Name] = ct.Keeper
+	}
+	disabled := &Keeper{Monitor: KeeperMonitorDisabled}
+	want := map[string]*Keeper{"a-node1": nil, "a-node2": disabled, "a-monitor": nil, "b-node1": disabled}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("keepers (-want +got):\n%s", d)
+	}
+	for _, r := range f.requested() {
+		if strings.Contains(r, "/a1/") || strings.Contains(r, "/am/") {
+			t.Errorf("asked about a container the monitor knows: %s", r)
+		}
+	}
 }

@@ -58,6 +58,7 @@ func Observe(ctx context.Context, st *desired.State, d Dialer, opts Options) *Ob
 	}
 	wg.Wait()
 	sort.Slice(obs.Clusters, func(i, j int) bool { return obs.Clusters[i].Name < obs.Clusters[j].Name })
+	readKeepers(ctx, d, obs, opts.Timeout)
 	return obs
 }
 

@@ -76,9 +76,11 @@ type Container struct {
 	Postgres *Postgres `json:"postgres,omitempty"`
 	// Command is the container's command, as it was created.
 	Command []string `json:"command,omitempty"`
-	// Keeper is what a node container's pg_autoctl files say (nil for the
-	// monitor, a node that has not written them yet, or an observer that
-	// did not ask).
+	// Keeper is what a node container's pg_autoctl files say, read only
+	// for a node its cluster's monitor does not list (or a cluster whose
+	// monitor was not reached): the nodes a monitor's replacement moves.
+	// Nil otherwise, for the monitor, and for a node that has not written
+	// them yet.
 	Keeper *Keeper `json:"keeper,omitempty"`
 }
 

@@ -72,8 +72,8 @@ type Explanation struct {
 	Container      *observe.Container `json:"container"`
 	// SpecCurrent says whether the container is as its spec asks: its
 	// hash matches, or it differs only in the monitor its command names
-	// while its keeper follows the desired one (a node moved to a new
-	// monitor keeps its container).
+	// while the node is registered with the desired one (a node moved to
+	// a new monitor keeps its container).
 	SpecCurrent bool            `json:"spec_current"`
 	Volume      *observe.Volume `json:"volume"`
 	// Actions are the plan's actions for this node; Step is each one's

@@ -65,7 +65,7 @@ func (e *Explanation) WriteText(w io.Writer) error {
 		if e.Desired == nil {
 			hash = "no desired spec"
 		} else if ct.SpecHash != e.Desired.SpecHash && e.SpecCurrent {
-			hash = "created for an earlier monitor; its keeper follows the desired one, so it is current"
+			hash = "created for an earlier monitor; the node is registered with the desired one, so it is current"
 		} else if ct.SpecHash != e.Desired.SpecHash {
 			hash = "DIFFERS from the desired " + e.Desired.SpecHash
 		}

@@ -291,16 +291,17 @@ func orDisabled(uri string) string {
 
 // specCurrent reports whether node n's container is as its spec asks. A
 // container created for an earlier monitor (its command's --monitor names
-// it) whose keeper follows the desired monitor is current: pg_autoctl
-// reads the monitor from its config once the node exists, and replacing
-// every container only to rewrite that argument would cost a switchover.
-// A container re-created later is created with the desired monitor.
+// it) is current once the node is registered with the desired monitor,
+// which its keeper then follows: pg_autoctl reads the monitor from its
+// config once the node exists, and replacing every container only to
+// rewrite that argument would cost a switchover. A container re-created
+// later is created with the desired monitor.
 func (p *planner) specCurrent(n *desired.Node, ct *observe.Container) bool {
 	spec := p.nodeSpec(n)
 	if ct.SpecHash == spec.Labels[observe.LabelSpecHash] {
 		return true
 	}
-	if ct.Keeper == nil || monitorHost(ct.Keeper.Monitor) != monitorHost(MonitorURI(p.st, p.c)) {
+	if p.monitorNode(n.Name) == nil {
 		return false
 	}
 	had := ""

@@ -163,9 +163,10 @@ func TestMonitorMove(t *testing.T) {
 		if got := planSteps(p); !slices.Equal(got, want) {
 			t.Errorf("steps\n got %q\nwant %q", got, want)
 		}
-		// A container whose keeper still follows the old monitor is not
-		// current, whatever its command.
-		containerOf(o, "vm2", "main-node2").Keeper.Monitor = oldURI
+		// A container whose node the monitor does not know is not current,
+		// whatever its command: what its keeper follows is not known.
+		o.Clusters[0].Monitor.Nodes = slices.DeleteFunc(o.Clusters[0].Monitor.Nodes, func(n observe.Node) bool { return n.Name == "node2" })
+		containerOf(o, "vm2", "main-node2").Keeper = nil
 		if got := planSteps(Plan(st, o)); !slices.Contains(got, "replace_container node2@vm2") {
 			t.Errorf("steps %q", got)
 		}
