@@ -202,8 +202,19 @@ func (x *Executor) Execute(ctx context.Context, a reconcile.Action) error {
 // pg_autoctl enable monitor registers the node under its name and node id
 // and, on a standby, returns once the new monitor assigned it catchingup.
 // Enable then records the monitor.recreate token the node was moved for
-// (observe.KeeperRecreateFile): a token acts once.
-const monitorMove = `cur=$(pg_autoctl config get --pgdata "$PGDATA" pg_autoctl.monitor) || exit 1
+// (observe.KeeperRecreateFile): a token acts once. A pg_autoctl disable or
+// enable started by an apply that was killed goes on in the container
+// (docker exec outlives its client): the script waits for it to end
+// before it looks. Seen on the lab: an apply killed -9 during a
+// secondary's enable, the next apply's enable of it failed on the monitor
+// with a duplicate node id, the first one having registered meanwhile.
+const monitorMove = `n=0
+while pgrep -f '^pg_autoctl (en|dis)able monitor' >/dev/null; do
+	n=$((n + 1))
+	[ $n -le 600 ] || { echo "another pg_autoctl enable or disable monitor still runs after 600 s" >&2; exit 1; }
+	sleep 1
+done
+cur=$(pg_autoctl config get --pgdata "$PGDATA" pg_autoctl.monitor) || exit 1
 case "$1" in
 disable) [ "$cur" = PG_AUTOCTL_DISABLED ] || exec pg_autoctl disable monitor --force --pgdata "$PGDATA" ;;
 enable)

@@ -235,25 +235,7 @@ func TestMonitorReplacementOnLab(t *testing.T) {
 	t.Run("every_acknowledged_row_on_every_node", func(t *testing.T) {
 		flowing(t, "the moves", time.Now())
 		w.Stop()
-		acks := w.Acks()
-		if len(acks) == 0 {
-			t.Fatal(ErrNoAcks)
-		}
-		for node, uri := range nodeURIs(t, l) {
-			err := poll(ctx, 2*time.Minute, "every acknowledged row on "+node, func(ctx context.Context) (bool, string, error) {
-				missing, err := MissingOn(ctx, uri, acks)
-				if err != nil {
-					return false, err.Error(), nil
-				}
-				if len(missing) > 0 {
-					return false, fmt.Sprintf("%d of %d acknowledged rows missing (first %d)", len(missing), len(acks), missing[0]), nil
-				}
-				return true, "", nil
-			})
-			if err != nil {
-				t.Error(err)
-			}
-		}
+		everyAckEverywhere(t, ctx, l, w.Acks())
 		results = append(results, fmt.Sprintf("%s; every acknowledged row on every node", w.Describe()))
 	})
 }
