@@ -243,6 +243,9 @@ func freshCluster(t testing.TB, ctx context.Context, l *Lab, cluster string) {
 	}
 	t.Cleanup(func() {
 		cctx := cleanupCtx(t)
+		if t.Failed() {
+			logTails(t, cctx, cluster)
+		}
 		if err := l.Restore(cctx); err != nil {
 			t.Errorf("restore: %v", err)
 		}
@@ -252,6 +255,26 @@ func freshCluster(t testing.TB, ctx context.Context, l *Lab, cluster string) {
 			}
 		}
 	})
+}
+
+// logTails logs the last lines of every container of cluster, with
+// timestamps: what a failed test leaves to diagnose it (the containers
+// are removed after). Seen needed: an old primary that stayed demoted,
+// assigned catchingup, after a power cycle in CI, with nothing to read.
+func logTails(t testing.TB, ctx context.Context, cluster string) {
+	t.Helper()
+	names, err := docker(ctx, "ps", "-a", "--filter", "label=pgaf.cluster="+cluster, "--format", "{{.Names}}")
+	if err != nil {
+		t.Logf("list %s's containers: %v", cluster, err)
+		return
+	}
+	for _, name := range strings.Fields(names) {
+		out, err := exec.CommandContext(ctx, "docker", "logs", "--timestamps", "--tail", "150", name).CombinedOutput()
+		if err != nil {
+			t.Logf("docker logs %s: %v", name, err)
+		}
+		t.Logf("last lines of %s:\n%s", name, out)
+	}
 }
 
 func TestReconcilerOnLab(t *testing.T) {
