@@ -430,7 +430,6 @@ func (e *engine) container(ctx context.Context, id string) (*Container, error) {
 			return nil
 		})
 	})
-
 	if c.State == "running" {
 		wg.Go(func() {
 			perr = guard(func() error {

@@ -5,7 +5,6 @@ package reconcile
 
 import (
 	"sort"
-	"strings"
 
 	"github.com/pgaf-gitops/reconciler/observe"
 )
@@ -44,7 +43,7 @@ func indexObservation(obs *observe.Observation) (map[string]*observe.VM, *index)
 		vm := &obs.VMs[i]
 		vms[vm.Name] = vm
 		for j := range vm.Containers {
-			if ct := &vm.Containers[j]; strings.HasPrefix(ct.Name, ContainerName(ct.Cluster, "monitor")+"-fenced-") {
+			if Fenced(&vm.Containers[j]) {
 				continue // an earlier monitor, kept: no member's container
 			}
 			idx.get(vm.Name, vm.Containers[j].Cluster, vm.Containers[j].Node).container = &vm.Containers[j]

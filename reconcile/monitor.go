@@ -22,7 +22,8 @@ func (p *planner) planMonitor() bool {
 		return true // the monitor answers; its container cannot be checked
 	}
 	p.pass("monitor", GuardVMUnobserved, func() string { return vmName + " was reached" })
-	if ct, _ := p.monitorObjects(); ct == nil {
+	ct, vol := p.monitorObjects()
+	if ct == nil {
 		// Checked before anything is fenced: an old monitor is never
 		// stopped for a new one that could not listen.
 		if other := p.monitorPortTaken(); other != "" {
@@ -33,7 +34,6 @@ func (p *planner) planMonitor() bool {
 	if !p.planFence() {
 		return false
 	}
-	ct, vol := p.monitorObjects()
 	wait := func(reason string) {
 		p.add(Action{Kind: Wait, Node: "monitor", VM: vmName, Trigger: "bring-up", Reason: reason,
 			Until: &Condition{Node: "monitor", Timeout: Duration(MonitorReadyTimeout)}})

@@ -57,8 +57,8 @@ func (p *planner) findOldMonitors() {
 				continue
 			}
 			p.old = append(p.old, oldMonitor{vm: vm.Name, ct: ct})
-			if vm.Name == p.c.Monitor.VM && p.monitorUp {
-				p.monitorUp, p.oldAnswered = false, true
+			if vm.Name == p.c.Monitor.VM {
+				p.monitorUp = false
 			}
 		}
 	}
@@ -67,10 +67,9 @@ func (p *planner) findOldMonitors() {
 // fencedMonitors notes the cluster's fenced monitor containers: kept, with
 // their data, and never started again by a plan.
 func (p *planner) fencedMonitors() {
-	prefix := ContainerName(p.c.Name, "monitor") + "-fenced-"
 	for _, vm := range p.obs.VMs {
 		for _, ct := range vm.Containers {
-			if ct.Cluster == p.c.Name && strings.HasPrefix(ct.Name, prefix) {
+			if ct.Cluster == p.c.Name && Fenced(&ct) {
 				p.notes = append(p.notes, fmt.Sprintf("container %s on %s is an earlier monitor of cluster %s, fenced (%s); kept with its data, never started again", ct.Name, vm.Name, p.c.Name, ct.State))
 			}
 		}
@@ -114,7 +113,7 @@ func (p *planner) monitorPortTaken() string {
 	}
 	port := strconv.Itoa(p.c.Monitor.Port)
 	for _, ct := range vm.Containers {
-		if ct.Role != observe.RoleMonitor || ct.Cluster == p.c.Name || strings.Contains(ct.Name, "-fenced-") {
+		if ct.Role != observe.RoleMonitor || ct.Cluster == p.c.Name || Fenced(&ct) {
 			continue
 		}
 		if i := slices.Index(ct.Command, "--pgport"); i >= 0 && i+1 < len(ct.Command) && ct.Command[i+1] == port {
@@ -313,11 +312,7 @@ func (p *planner) specCurrent(n *desired.Node, ct *observe.Container) bool {
 	if had == "" {
 		return false
 	}
-	s := spec
-	s.Labels = map[string]string{}
-	for k, v := range spec.Labels {
-		s.Labels[k] = v
-	}
+	s := spec // Hash leaves the labels it reads unchanged
 	s.Command = slices.Clone(spec.Command)
 	for i, a := range s.Command {
 		if a == "--monitor" && i+1 < len(s.Command) {

@@ -122,10 +122,8 @@ type planner struct {
 	// trace, when not nil, records every guard evaluated (see Explain).
 	trace *trace
 	// old are the cluster's monitor containers to fence (see
-	// findOldMonitors); oldAnswered is set when the monitor that answered
-	// at the desired address is one of them.
-	old         []oldMonitor
-	oldAnswered bool
+	// findOldMonitors).
+	old []oldMonitor
 }
 
 func (p *planner) plan() ClusterPlan {

@@ -118,7 +118,14 @@ func FencedName(c *desired.Cluster, ct *observe.Container) string {
 	if len(id) > 12 {
 		id = id[:12]
 	}
-	return ContainerName(c.Name, "monitor") + "-fenced-" + id
+	return ContainerName(c.Name, "monitor") + fencedInfix + id
+}
+
+const fencedInfix = "-fenced-"
+
+// Fenced reports whether ct is a fenced monitor (FencedName).
+func Fenced(ct *observe.Container) bool {
+	return strings.HasPrefix(ct.Name, ContainerName(ct.Cluster, "monitor")+fencedInfix)
 }
 
 // ContainerName is the container of a cluster member.
